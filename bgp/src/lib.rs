@@ -1,0 +1,7 @@
+//! tabby's BGP-4 speaker, as a library.
+//!
+//! This crate knows nothing of Kubernetes, etcd or netlink. Its core is
+//! sans-IO: [`wire`] turns bytes into typed messages and back.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod wire;

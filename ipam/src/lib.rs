@@ -1,0 +1,1 @@
+//! Calico-style block IPAM: pools, blocks, affinities, handles.
