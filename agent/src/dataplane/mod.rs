@@ -1,9 +1,15 @@
 //! The kernel side of the node: routes, workload interfaces and tunnels.
 //!
 //! This module owns every kernel route that carries [`ROUTE_PROTOCOL`] and
-//! nothing else; it names workload interfaces ([`workload`]). It never talks
-//! BGP or etcd: the node daemon hands it desired state.
+//! nothing else. [`route`] says what tabby wants and plans the changes
+//! (sans-IO); [`route_msg`] turns routes into rtnetlink messages and back;
+//! [`route_table`] applies a plan to a kernel over one netlink socket,
+//! batching many requests per `sendmsg`; [`workload`] names pod interfaces.
+//! It never talks BGP or etcd: the node daemon hands it desired state.
 
+pub mod route;
+pub mod route_msg;
+pub mod route_table;
 pub mod workload;
 
 /// The `rtm_protocol` value on every route tabby installs.
