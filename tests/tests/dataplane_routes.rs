@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::time::Duration;
 
+use agent::dataplane::reconciler::RouteReconciler;
 use agent::dataplane::route::{NextHop, RouteSet, Target};
 use agent::dataplane::route_table::{Change, RouteTable};
 use harness::{Netns, require_live, veth};
@@ -238,4 +240,58 @@ fn ten_thousand_routes_in_batches() {
     assert_eq!(count, 10_000);
     let (owned, _) = in_ns(&ns, |t| (t.owned().unwrap(), ()));
     assert_eq!(owned, desired);
+}
+
+#[test]
+fn a_route_deleted_by_hand_comes_back_within_the_resync_interval() {
+    if !require_live(
+        "a_route_deleted_by_hand_comes_back_within_the_resync_interval",
+        &["ip"],
+    ) {
+        return;
+    }
+    let (ns, r0, _) = host("routes-drift");
+    let desired: RouteSet = [
+        (net("10.0.1.0/26"), Target::Blackhole),
+        (
+            net("10.0.2.0/26"),
+            Target::Gateway(hop("172.31.255.2", r0, false)),
+        ),
+    ]
+    .into();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (events_tx, events) = std::sync::mpsc::channel();
+    let server = ns
+        .spawn(move || {
+            let reconciler = RouteReconciler::start()?;
+            reconciler.serve(&rx, Duration::from_millis(200), |outcome| {
+                let _ = events_tx.send(format!("{outcome:?}"));
+            });
+            Ok(())
+        })
+        .unwrap();
+    tx.send(desired).unwrap();
+    let has_both = || {
+        let v4 = routes(&ns, &["proto", "95"]);
+        Ok(v4.contains("blackhole 10.0.1.0/26") && v4.contains("10.0.2.0/26 via 172.31.255.2"))
+    };
+    harness::wait_until("routes programmed", Duration::from_secs(10), has_both).unwrap();
+    ns.ip(&["route", "del", "10.0.2.0/26", "proto", "95"])
+        .unwrap();
+    assert!(!routes(&ns, &["proto", "95"]).contains("10.0.2.0/26"));
+    harness::wait_until(
+        "the deleted route is back",
+        Duration::from_secs(10),
+        has_both,
+    )
+    .unwrap();
+    drop(tx);
+    server.join().unwrap().unwrap();
+    let log: Vec<String> = events.try_iter().collect();
+    assert!(
+        log.iter()
+            .any(|e| e.starts_with("Resynced") && e.contains("added: 1")),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|e| e.starts_with("Failed")), "{log:?}");
 }

@@ -4,9 +4,11 @@
 //! nothing else. [`route`] says what tabby wants and plans the changes
 //! (sans-IO); [`route_msg`] turns routes into rtnetlink messages and back;
 //! [`route_table`] applies a plan to a kernel over one netlink socket,
-//! batching many requests per `sendmsg`; [`workload`] names pod interfaces.
+//! batching many requests per `sendmsg`; [`reconciler`] keeps the kernel
+//! equal to the desired routes; [`workload`] names pod interfaces.
 //! It never talks BGP or etcd: the node daemon hands it desired state.
 
+pub mod reconciler;
 pub mod route;
 pub mod route_msg;
 pub mod route_table;

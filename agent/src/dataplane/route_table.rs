@@ -130,6 +130,7 @@ impl RouteTable {
         for chunk in ops.chunks(BATCH) {
             let mut buf = Vec::with_capacity(chunk.len() * 96);
             let mut pending = HashMap::with_capacity(chunk.len());
+            let mut barrier = 0;
             for (change, (dst, target)) in chunk {
                 let msg = route_message(dst, target);
                 let (msg, flags) = match change {
@@ -143,13 +144,22 @@ impl RouteTable {
                     ),
                     Change::Delete => (RouteNetlinkMessage::DelRoute(msg), 0),
                 };
+                // Only the batch's last request asks for an ACK: the kernel
+                // handles a batch in order and reports every failure, so
+                // that ACK means every earlier request without an error
+                // succeeded. This halves what the kernel has to send back.
+                let last = pending.len() + 1 == chunk.len();
+                let ack = if last { NLM_F_ACK } else { 0 };
                 let seq = self.next_seq();
-                push(&mut buf, msg, NLM_F_REQUEST | NLM_F_ACK | flags, seq);
+                push(&mut buf, msg, NLM_F_REQUEST | ack | flags, seq);
                 pending.insert(seq, (*change, *dst));
+                if last {
+                    barrier = seq;
+                }
             }
             self.socket.send(&buf, 0)?;
             report.requests += chunk.len();
-            self.read_acks(&mut pending, &mut report)?;
+            self.read_acks(barrier, &mut pending, &mut report)?;
         }
         Ok(report)
     }
@@ -167,28 +177,34 @@ impl RouteTable {
         self.seq
     }
 
+    /// Collect the errors of one batch until the ACK (or error) of its last
+    /// request, `barrier`, arrives; what is still pending then succeeded.
     fn read_acks(
         &mut self,
+        barrier: u32,
         pending: &mut HashMap<u32, (Change, IpNet)>,
         report: &mut ApplyReport,
     ) -> Result<(), RouteTableError> {
-        while !pending.is_empty() {
-            let messages = self.receive()?;
-            for msg in messages {
+        let mut done = false;
+        while !done {
+            for msg in self.receive()? {
                 let NetlinkPayload::Error(err) = msg.payload else {
                     continue;
                 };
-                let Some((change, dst)) = pending.remove(&msg.header.sequence_number) else {
-                    continue;
-                };
-                match err.code {
-                    None => match change {
-                        Change::Add => report.added += 1,
-                        Change::Replace => report.replaced += 1,
-                        Change::Delete => report.deleted += 1,
-                    },
-                    Some(_) => report.failed.push((change, dst, err.to_io())),
+                let seq = msg.header.sequence_number;
+                done |= seq == barrier;
+                if err.code.is_some()
+                    && let Some((change, dst)) = pending.remove(&seq)
+                {
+                    report.failed.push((change, dst, err.to_io()));
                 }
+            }
+        }
+        for (change, _) in pending.values() {
+            match change {
+                Change::Add => report.added += 1,
+                Change::Replace => report.replaced += 1,
+                Change::Delete => report.deleted += 1,
             }
         }
         Ok(())
