@@ -5,13 +5,16 @@
 //! (sans-IO); [`route_msg`] turns routes into rtnetlink messages and back;
 //! [`route_table`] applies a plan to a kernel over one netlink socket,
 //! batching many requests per `sendmsg`; [`reconciler`] keeps the kernel
-//! equal to the desired routes; [`workload`] names pod interfaces.
+//! equal to the desired routes; [`workload`] names pod interfaces and
+//! [`veth`] wires them; [`netns`] runs code inside a pod's namespace.
 //! It never talks BGP or etcd: the node daemon hands it desired state.
 
+pub mod netns;
 pub mod reconciler;
 pub mod route;
 pub mod route_msg;
 pub mod route_table;
+pub mod veth;
 pub mod workload;
 
 /// The `rtm_protocol` value on every route tabby installs.
