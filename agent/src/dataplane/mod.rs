@@ -6,15 +6,19 @@
 //! [`route_table`] applies a plan to a kernel over one netlink socket,
 //! batching many requests per `sendmsg`; [`reconciler`] keeps the kernel
 //! equal to the desired routes; [`workload`] names pod interfaces and
-//! [`veth`] wires them; [`netns`] runs code inside a pod's namespace.
+//! [`veth`] wires them; [`netns`] runs code inside a pod's namespace;
+//! [`encap`] picks direct, IPIP or VXLAN per pool and remote node, and
+//! [`vxlan`] keeps the VXLAN device and its per-node entries.
 //! It never talks BGP or etcd: the node daemon hands it desired state.
 
+pub mod encap;
 pub mod netns;
 pub mod reconciler;
 pub mod route;
 pub mod route_msg;
 pub mod route_table;
 pub mod veth;
+pub mod vxlan;
 pub mod workload;
 
 /// The `rtm_protocol` value on every route tabby installs.
