@@ -8,10 +8,14 @@
 //! equal to the desired routes; [`workload`] names pod interfaces and
 //! [`veth`] wires them; [`netns`] runs code inside a pod's namespace;
 //! [`encap`] picks direct, IPIP or VXLAN per pool and remote node, and
-//! [`vxlan`] keeps the VXLAN device and its per-node entries.
+//! [`vxlan`] keeps the VXLAN device and its per-node entries, [`ipip`]
+//! the tunl0 device;
+//! [`autodetect`] picks the node address.
 //! It never talks BGP or etcd: the node daemon hands it desired state.
 
+pub mod autodetect;
 pub mod encap;
+pub mod ipip;
 pub mod netns;
 pub mod reconciler;
 pub mod route;

@@ -15,12 +15,12 @@
 //! [`create`] and [`delete`] may be repeated safely.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteProtocol, RouteScope};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -94,6 +94,22 @@ pub async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>, Veth
     }
 }
 
+/// The `RTM_NEWLINK` body that creates the pair: the host side with
+/// [`HOST_MAC`], and the pod side created directly inside the namespace
+/// open as `pod_ns_fd` (`IFLA_NET_NS_FD` on the peer).
+pub fn pair_message(spec: &VethSpec, pod_ns_fd: RawFd) -> LinkMessage {
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(spec.pod_ifname.clone())
+        .mtu(spec.mtu)
+        .setns_by_fd(pod_ns_fd)
+        .build();
+    LinkVeth::new(&spec.host_ifname, &spec.pod_ifname)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .address(HOST_MAC.to_vec())
+        .mtu(spec.mtu)
+        .build()
+}
+
 /// Create and configure the pair. `handle` talks to the host namespace.
 pub async fn create(handle: &Handle, spec: &VethSpec) -> Result<WiredVeth, VethError> {
     if let Some(stale) = link_index(handle, &spec.host_ifname).await? {
@@ -101,16 +117,7 @@ pub async fn create(handle: &Handle, spec: &VethSpec) -> Result<WiredVeth, VethE
     }
     let pod_ns = std::fs::File::open(&spec.pod_netns)
         .map_err(io_err(format!("open {}", spec.pod_netns.display())))?;
-    let peer = LinkMessageBuilder::<LinkUnspec>::new()
-        .name(spec.pod_ifname.clone())
-        .mtu(spec.mtu)
-        .setns_by_fd(pod_ns.as_raw_fd())
-        .build();
-    let veth = LinkVeth::new(&spec.host_ifname, &spec.pod_ifname)
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-        .address(HOST_MAC.to_vec())
-        .mtu(spec.mtu)
-        .build();
+    let veth = pair_message(spec, pod_ns.as_raw_fd());
     if let Err(e) = handle.link().add(veth).execute().await {
         // EEXIST here means the pod side's name is taken in the pod.
         if let rtnetlink::Error::NetlinkError(ref m) = e
@@ -252,4 +259,48 @@ async fn pod_side(handle: &Handle, spec: &VethSpec) -> Result<(u32, [u8; 6]), Ve
         handle.route().add(default).replace().execute().await?;
     }
     Ok((index, mac))
+}
+
+#[cfg(test)]
+mod tests {
+    use rtnetlink::packet_route::link::{InfoKind, LinkInfo};
+
+    use super::*;
+
+    #[test]
+    fn pair_message_names_both_ends_and_puts_the_peer_in_the_pod() {
+        let spec = VethSpec {
+            host_ifname: "calic440f455693".into(),
+            pod_netns: "/var/run/netns/pod".into(),
+            pod_ifname: "eth0".into(),
+            addresses: vec![],
+            mtu: 1450,
+        };
+        let msg = pair_message(&spec, 42);
+        let attrs = &msg.attributes;
+        assert!(attrs.contains(&LinkAttribute::IfName("calic440f455693".into())));
+        assert!(attrs.contains(&LinkAttribute::Address(vec![0xee; 6])));
+        assert!(attrs.contains(&LinkAttribute::Mtu(1450)));
+        let infos = attrs
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::LinkInfo(i) => Some(i.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(infos.contains(&LinkInfo::Kind(InfoKind::Veth)));
+        let peer = infos
+            .iter()
+            .find_map(|i| match i {
+                LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) => Some(p.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(
+            peer.attributes
+                .contains(&LinkAttribute::IfName("eth0".into()))
+        );
+        assert!(peer.attributes.contains(&LinkAttribute::NetNsFd(42)));
+        assert!(peer.attributes.contains(&LinkAttribute::Mtu(1450)));
+    }
 }

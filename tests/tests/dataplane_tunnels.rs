@@ -1,5 +1,5 @@
 //! Pods on two hosts in different subnets reach each other over VXLAN;
-//! on a shared subnet, over direct routes; IPIP is checked for by name.
+//! on a shared subnet, over direct routes; over IPIP where the kernel has it.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::net::IpAddr;
@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use agent::dataplane::encap::{
     EncapMode, LocalLinks, PoolEncap, RemoteNode, kernel_has_ipip, remote_block_target,
 };
+use agent::dataplane::ipip;
 use agent::dataplane::netns::with_handle_in;
 use agent::dataplane::route::{RouteSet, Target};
 use agent::dataplane::route_table::RouteTable;
@@ -269,15 +270,149 @@ fn pods_on_one_subnet_reach_each_other_over_direct_routes() {
 }
 
 #[test]
-fn ipip_live_test_needs_the_kernel_module() {
-    if !kernel_has_ipip() {
-        skip_for_kernel_feature(
-            "ipip_live_test_needs_the_kernel_module",
-            "ipip (CONFIG_NET_IPIP)",
-        );
+fn pods_across_a_router_reach_each_other_over_ipip() {
+    let test = "pods_across_a_router_reach_each_other_over_ipip";
+    if !require_live(test, &["ip", "ping"]) {
         return;
     }
-    // With ipip present, tunl0 exists in every new namespace.
-    let ns = Netns::new("ipip").unwrap();
-    assert!(ns.ip(&["link", "show", "tunl0"]).is_ok());
+    if !kernel_has_ipip() {
+        skip_for_kernel_feature(test, "ipip (CONFIG_NET_IPIP)");
+        return;
+    }
+    let left = Switch::new("ipl").unwrap();
+    let right = Switch::new("ipr").unwrap();
+    let router = Router::new(
+        "ip",
+        &[(&left, "10.201.1.254/24"), (&right, "10.201.2.254/24")],
+    )
+    .unwrap();
+    let a = node(
+        &left,
+        "a",
+        "10.201.1.1/24",
+        Some("10.201.1.254"),
+        "10.0.1.0/26",
+        "10.0.1.5",
+    );
+    let b = node(
+        &right,
+        "b",
+        "10.201.2.1/24",
+        Some("10.201.2.254"),
+        "10.0.2.0/26",
+        "10.0.2.5",
+    );
+    let encap = PoolEncap {
+        ipip: EncapMode::Always,
+        ..Default::default()
+    };
+    program(&a, &[&b], encap, "10.0.1.5");
+    program(&b, &[&a], encap, "10.0.2.5");
+    let route = a.host.ip(&["route", "show", "10.0.2.0/26"]).unwrap();
+    assert!(
+        route.contains("via 10.201.2.1 dev tunl0") && route.contains("onlink"),
+        "{route}"
+    );
+    a.pod
+        .exec("ping", &["-c", "1", "-W", "2", "10.0.2.5"])
+        .unwrap();
+    let rt = router.netns().ip(&["route", "show"]).unwrap();
+    assert!(!rt.contains("10.0."), "{rt}");
+}
+
+#[test]
+fn a_kernel_without_ipip_is_refused_by_name() {
+    if kernel_has_ipip() {
+        return; // the live IPIP test above covers this kernel
+    }
+    if !require_live("a_kernel_without_ipip_is_refused_by_name", &["ip"]) {
+        return;
+    }
+    let ns = Netns::new("noipip").unwrap();
+    let err = with_handle_in(&ns.path(), |h| async move {
+        ipip::ensure_tunl0(&h, 1480, None).await
+    })
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(err, ipip::IpipError::Unsupported));
+    assert!(err.to_string().contains("CONFIG_NET_IPIP"), "{err}");
+}
+
+#[test]
+fn ipv6_pods_on_one_subnet_reach_each_other_over_direct_routes() {
+    if !require_live(
+        "ipv6_pods_on_one_subnet_reach_each_other_over_direct_routes",
+        &["ip", "ping"],
+    ) {
+        return;
+    }
+    let lan = Switch::new("v6").unwrap();
+    let mut hosts = Vec::new();
+    for (i, name) in [(1u8, "a"), (2, "b")] {
+        let host = Netns::new(&format!("v6-{name}")).unwrap();
+        lan.attach(&host, "eth0", &format!("10.200.0.{i}/24"))
+            .unwrap();
+        host.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("fd00:200::{i}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .unwrap();
+        host.sysctl("net.ipv6.conf.all.forwarding", "1").unwrap();
+        let pod = Netns::new(&format!("v6-{name}-pod")).unwrap();
+        let spec = VethSpec {
+            host_ifname: host_interface_name("cali", "default", name),
+            pod_netns: pod.path(),
+            pod_ifname: "eth0".into(),
+            addresses: vec![format!("fd00:10:{i}::5/128").parse().unwrap()],
+            mtu: 1500,
+        };
+        let wired = with_handle_in(
+            &host.path(),
+            |h| async move { veth::create(&h, &spec).await },
+        )
+        .unwrap()
+        .unwrap();
+        hosts.push((host, pod, wired.host_ifindex));
+    }
+    for (me, (host, _, pod_if)) in hosts.iter().enumerate() {
+        let other = 2 - me as u8; // 1-based index of the other host
+        let uplink = ifindex(host, "eth0");
+        let routes: RouteSet = [
+            (
+                format!("fd00:10:{}::/122", me + 1)
+                    .parse::<IpNet>()
+                    .unwrap(),
+                Target::Blackhole,
+            ),
+            (
+                format!("fd00:10:{}::5/128", me + 1).parse().unwrap(),
+                Target::Device { ifindex: *pod_if },
+            ),
+            (
+                format!("fd00:10:{other}::/122").parse().unwrap(),
+                Target::Gateway(agent::dataplane::route::NextHop {
+                    gateway: format!("fd00:200::{other}").parse().unwrap(),
+                    ifindex: uplink,
+                    onlink: false,
+                }),
+            ),
+        ]
+        .into();
+        let report = host
+            .spawn(move || Ok(RouteTable::open()?.sync(&routes)?.1))
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+    }
+    let (_, pod_a, _) = &hosts[0];
+    pod_a
+        .exec("ping", &["-6", "-c", "1", "-W", "3", "fd00:10:2::5"])
+        .unwrap();
 }
