@@ -25,8 +25,13 @@ fn autodetection_reads_the_namespace_and_follows_the_method() {
     node.ip(&["addr", "add", "10.202.0.1/24", "dev", "ens5"])
         .unwrap();
 
+    node.ip(&["link", "set", "eth0", "mtu", "9000"]).unwrap();
+    let vxlan = agent::dataplane::encap::PoolEncap {
+        vxlan: agent::dataplane::encap::EncapMode::Always,
+        ..Default::default()
+    };
     let picked = node
-        .spawn(|| {
+        .spawn(move || {
             let addrs = host_addresses()?;
             let pick = |m: &str| {
                 choose(&Method::parse(m).unwrap(), &addrs, false, source_for)
@@ -38,6 +43,15 @@ fn autodetection_reads_the_namespace_and_follows_the_method() {
                 pick("can-reach=10.200.0.2"),
                 pick("cidr=10.202.0.0/16"),
                 pick("skip-interface=eth0"),
+                {
+                    let mtu = agent::dataplane::netns::block_on_here(async {
+                        let (conn, handle, _) = rtnetlink::new_connection().unwrap();
+                        tokio::spawn(conn);
+                        agent::dataplane::veth::link_mtu(&handle, "eth0").await
+                    });
+                    let mtu = mtu.unwrap().unwrap().unwrap();
+                    Ok(agent::dataplane::encap::pod_mtu(mtu, vxlan, false).to_string())
+                },
             ])
         })
         .unwrap()
@@ -53,6 +67,7 @@ fn autodetection_reads_the_namespace_and_follows_the_method() {
             "eth0 10.200.0.1/24",
             "ens5 10.202.0.1/24",
             "ens5 10.202.0.1/24",
+            "8950",
         ]
     );
 }

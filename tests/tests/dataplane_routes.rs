@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::time::Duration;
 
-use agent::dataplane::reconciler::RouteReconciler;
+use agent::dataplane::reconciler::{RouteCommand, RouteReconciler};
 use agent::dataplane::route::{NextHop, RouteSet, Target};
 use agent::dataplane::route_table::{Change, RouteTable};
 use harness::{Netns, require_live, veth};
@@ -266,11 +266,11 @@ fn a_route_deleted_by_hand_comes_back_within_the_resync_interval() {
             let reconciler = RouteReconciler::start()?;
             reconciler.serve(&rx, Duration::from_millis(200), |outcome| {
                 let _ = events_tx.send(format!("{outcome:?}"));
-            });
+            })?;
             Ok(())
         })
         .unwrap();
-    tx.send(desired).unwrap();
+    tx.send(RouteCommand::Desired(desired)).unwrap();
     let has_both = || {
         let v4 = routes(&ns, &["proto", "95"]);
         Ok(v4.contains("blackhole 10.0.1.0/26") && v4.contains("10.0.2.0/26 via 172.31.255.2"))
@@ -294,4 +294,51 @@ fn a_route_deleted_by_hand_comes_back_within_the_resync_interval() {
         "{log:?}"
     );
     assert!(!log.iter().any(|e| e.starts_with("Failed")), "{log:?}");
+}
+
+#[test]
+fn routes_taken_down_with_their_link_come_back_with_it() {
+    if !require_live(
+        "routes_taken_down_with_their_link_come_back_with_it",
+        &["ip"],
+    ) {
+        return;
+    }
+    let (ns, r0, _) = host("routes-link");
+    let desired: RouteSet = [
+        (net("10.0.1.1/32"), Target::Device { ifindex: r0 }),
+        (
+            net("10.0.2.0/26"),
+            Target::Gateway(hop("172.31.255.2", r0, false)),
+        ),
+    ]
+    .into();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // A resync interval far longer than the test: only the link event can
+    // bring the routes back.
+    let server = ns
+        .spawn(move || {
+            RouteReconciler::start()?.serve(&rx, Duration::from_secs(3600), |_| {})?;
+            Ok(())
+        })
+        .unwrap();
+    tx.send(RouteCommand::Desired(desired)).unwrap();
+    let count = || routes(&ns, &["proto", "95"]).lines().count();
+    harness::wait_until("routes programmed", Duration::from_secs(10), || {
+        Ok(count() == 2)
+    })
+    .unwrap();
+    ns.ip(&["link", "set", "r0", "down"]).unwrap();
+    // The kernel drops routes through a link that goes down.
+    harness::wait_until("routes gone with the link", Duration::from_secs(10), || {
+        Ok(count() == 0)
+    })
+    .unwrap();
+    ns.ip(&["link", "set", "r0", "up"]).unwrap();
+    harness::wait_until("routes back with the link", Duration::from_secs(10), || {
+        Ok(count() == 2)
+    })
+    .unwrap();
+    drop(tx);
+    server.join().unwrap().unwrap();
 }

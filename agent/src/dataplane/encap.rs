@@ -102,7 +102,8 @@ pub fn remote_block_target(
 }
 
 /// Pod MTU for an uplink MTU: minus 20 for IPIP, 50 for VXLAN over IPv4,
-/// 70 for VXLAN over IPv6, as Calico computes it.
+/// 70 for VXLAN over IPv6, as Calico computes it. The uplink's MTU comes
+/// from configuration or from [`link_mtu`](super::veth::link_mtu).
 pub fn pod_mtu(uplink_mtu: u32, encap: PoolEncap, vxlan_over_ipv6: bool) -> u32 {
     if encap.vxlan != EncapMode::Never {
         uplink_mtu.saturating_sub(if vxlan_over_ipv6 { 70 } else { 50 })
@@ -111,6 +112,14 @@ pub fn pod_mtu(uplink_mtu: u32, encap: PoolEncap, vxlan_over_ipv6: bool) -> u32 
     } else {
         uplink_mtu
     }
+}
+
+/// Refuse, before anything is programmed, a pool this kernel cannot carry.
+pub fn check_kernel_support(encap: PoolEncap, has_ipip: bool) -> Result<(), EncapError> {
+    if encap.ipip != EncapMode::Never && encap.vxlan == EncapMode::Never && !has_ipip {
+        return Err(EncapError::NoIpip);
+    }
+    Ok(())
 }
 
 /// Whether the running kernel can do IPIP: the `ipip` module creates the
@@ -208,6 +217,18 @@ mod tests {
             remote_block_target(encap, &links(), &r),
             Err(EncapError::NoRemoteVtep("10.1.1.1".parse().unwrap()))
         );
+    }
+
+    #[test]
+    fn an_ipip_pool_is_refused_on_a_kernel_without_ipip() {
+        let ipip = PoolEncap {
+            ipip: EncapMode::CrossSubnet,
+            ..Default::default()
+        };
+        assert_eq!(check_kernel_support(ipip, false), Err(EncapError::NoIpip));
+        assert!(EncapError::NoIpip.to_string().contains("CONFIG_NET_IPIP"));
+        assert_eq!(check_kernel_support(ipip, true), Ok(()));
+        assert_eq!(check_kernel_support(PoolEncap::default(), false), Ok(()));
     }
 
     #[test]

@@ -8,6 +8,13 @@
 //! link events and periodically. One code path, [`Plan::between`], serves
 //! all of them.
 
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use rtnetlink::constants::RTMGRP_LINK;
+use rtnetlink::sys::protocols::NETLINK_ROUTE;
+use rtnetlink::sys::{Socket, SocketAddr};
+
 use super::route::{Plan, RouteSet};
 use super::route_table::{ApplyReport, Change, RouteTable, RouteTableError};
 
@@ -76,44 +83,120 @@ impl RouteReconciler {
     }
 }
 
+/// What the dataplane thread is told.
+#[derive(Debug, Clone)]
+pub enum RouteCommand {
+    /// A new desired state (replacing the previous one).
+    Desired(RouteSet),
+    /// Re-read the kernel now (e.g. the node daemon saw something odd).
+    Resync,
+}
+
 /// What [`RouteReconciler::serve`] reports after each round.
 #[derive(Debug)]
 pub enum RoundOutcome {
     /// A new desired state was applied.
     Applied(ApplyReport),
-    /// The periodic re-read of the kernel ran (its report shows repairs).
+    /// The kernel was re-read (periodically, on request, or after a link
+    /// event) and the report shows what was repaired.
     Resynced(ApplyReport),
     /// The kernel could not be talked to this round; the next round retries.
     Failed(RouteTableError),
 }
 
+/// How often [`RouteReconciler::serve`] checks for link events.
+const LINK_POLL: Duration = Duration::from_millis(100);
+
 impl RouteReconciler {
-    /// Run on the calling thread until `updates` is closed: apply each new
-    /// desired state as it arrives, and resync whenever `resync_every`
-    /// passes without one. Each round's outcome goes to `observe`.
+    /// Run on the calling thread until `commands` is closed: apply each new
+    /// desired state as it arrives; resync when asked, after any link event
+    /// (a link going down takes its routes with it; when it comes back they
+    /// are put back), and whenever `resync_every` passes. Each round's
+    /// outcome goes to `observe`.
     ///
     /// This is the dataplane's own thread (netlink programming is fastest
     /// from one thread, see `shared/reference/rust-crates.md` §5).
     pub fn serve(
         mut self,
-        updates: &std::sync::mpsc::Receiver<RouteSet>,
-        resync_every: std::time::Duration,
+        commands: &Receiver<RouteCommand>,
+        resync_every: Duration,
         mut observe: impl FnMut(RoundOutcome),
-    ) {
-        use std::sync::mpsc::RecvTimeoutError;
+    ) -> Result<(), RouteTableError> {
+        let mut links = LinkEvents::open()?;
+        let mut next_resync = Instant::now() + resync_every;
         loop {
-            let outcome = match updates.recv_timeout(resync_every) {
-                Ok(mut desired) => {
-                    // Coalesce a burst: only the newest state matters.
-                    while let Ok(newer) = updates.try_recv() {
-                        desired = newer;
+            let wait = next_resync
+                .saturating_duration_since(Instant::now())
+                .min(LINK_POLL);
+            let mut desired = None;
+            let mut resync = false;
+            match commands.recv_timeout(wait) {
+                Ok(cmd) => {
+                    // Coalesce a burst: only the newest desired state matters.
+                    let mut cmds = vec![cmd];
+                    cmds.extend(commands.try_iter());
+                    for cmd in cmds {
+                        match cmd {
+                            RouteCommand::Desired(d) => desired = Some(d),
+                            RouteCommand::Resync => resync = true,
+                        }
                     }
-                    self.set(desired).map(RoundOutcome::Applied)
                 }
-                Err(RecvTimeoutError::Timeout) => self.resync().map(RoundOutcome::Resynced),
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            observe(outcome.unwrap_or_else(RoundOutcome::Failed));
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            resync |= links.any_pending();
+            resync |= Instant::now() >= next_resync;
+            if let Some(d) = desired {
+                self.desired = d;
+                if !resync {
+                    observe(
+                        self.converge()
+                            .map_or_else(RoundOutcome::Failed, RoundOutcome::Applied),
+                    );
+                }
+            }
+            if resync {
+                next_resync = Instant::now() + resync_every;
+                observe(
+                    self.resync()
+                        .map_or_else(RoundOutcome::Failed, RoundOutcome::Resynced),
+                );
+            }
+        }
+    }
+}
+
+/// A non-blocking netlink socket subscribed to link notifications.
+#[derive(Debug)]
+struct LinkEvents {
+    socket: Socket,
+    buf: Vec<u8>,
+}
+
+impl LinkEvents {
+    fn open() -> Result<LinkEvents, RouteTableError> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind(&SocketAddr::new(0, RTMGRP_LINK))?;
+        socket.set_non_blocking(true)?;
+        Ok(LinkEvents {
+            socket,
+            buf: vec![0; 1 << 16],
+        })
+    }
+
+    /// Drain the socket; whether any notification (or an overrun, which
+    /// means some were lost) arrived.
+    fn any_pending(&mut self) -> bool {
+        let mut seen = false;
+        loop {
+            match self.socket.recv(&mut &mut self.buf[..], 0) {
+                Ok(0) => return seen,
+                Ok(_) => seen = true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return seen,
+                // ENOBUFS and friends: events were lost, so resync.
+                Err(_) => return true,
+            }
         }
     }
 }

@@ -110,6 +110,21 @@ pub fn pair_message(spec: &VethSpec, pod_ns_fd: RawFd) -> LinkMessage {
         .build()
 }
 
+/// MTU of the link named `name`, if it exists. (Read over netlink: `/sys`
+/// shows the namespace it was mounted in, not the calling thread's.)
+pub async fn link_mtu(handle: &Handle, name: &str) -> Result<Option<u32>, VethError> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => Ok(link.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Mtu(m) => Some(*m),
+            _ => None,
+        })),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -19 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Create and configure the pair. `handle` talks to the host namespace.
 pub async fn create(handle: &Handle, spec: &VethSpec) -> Result<WiredVeth, VethError> {
     if let Some(stale) = link_index(handle, &spec.host_ifname).await? {
