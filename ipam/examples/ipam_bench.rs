@@ -1,0 +1,210 @@
+//! IPAM allocation rate against the raw CAS rate of the same etcd, measured
+//! side by side in one run (absolute numbers on a shared machine mean
+//! little; the ratios are the result).
+//!
+//! ```text
+//! cargo run --release -p tabby-ipam --example ipam_bench -- [--endpoint URL] [--ops N] [--rounds R] [--block-size B]
+//! ```
+//!
+//! Without `--endpoint` it starts its own etcd (data on /dev/shm, free
+//! loopback ports) and stops it by PID at the end. Each round measures:
+//! 1. raw CAS: N sequential `mod_revision`-guarded txns on one key;
+//! 2. one allocator: N sequential `auto_assign` calls for one node;
+//! 3. eight allocators for eight nodes, each on its own thread and
+//!    connection, N calls each, aggregate rate.
+//!
+//! Goals (issue 6): (2) ≥ 0.8 × (1); (3) ≥ 2 × (2).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use ipam::store::{Datastore, TxnOutcome};
+use ipam::{AssignArgs, EtcdConfig, EtcdStore, IpPool, Ipam};
+
+struct OwnEtcd {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for OwnEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn start_etcd() -> Result<(OwnEtcd, String)> {
+    let (client, peer) = (free_port()?, free_port()?);
+    let dir = std::path::PathBuf::from(format!("/dev/shm/tabby-ipam-bench-{}", std::process::id()));
+    let curl = format!("http://127.0.0.1:{client}");
+    let purl = format!("http://127.0.0.1:{peer}");
+    let child = Command::new("etcd")
+        .args(["--name", "bench", "--data-dir"])
+        .arg(dir.join("data"))
+        .args([
+            "--listen-client-urls",
+            &curl,
+            "--advertise-client-urls",
+            &curl,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &purl,
+            "--initial-advertise-peer-urls",
+            &purl,
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("bench={purl}"),
+            "--initial-cluster-state",
+            "new",
+        ])
+        .args(["--log-level", "error", "--logger", "zap"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start etcd (is etcd-server installed?)")?;
+    Ok((OwnEtcd { child, dir }, curl))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn store(endpoint: &str) -> Result<EtcdStore> {
+    Ok(EtcdStore::connect(&EtcdConfig::new([endpoint])).await?)
+}
+
+async fn raw_cas(endpoint: &str, ops: usize, round: usize) -> Result<f64> {
+    let s = store(endpoint).await?;
+    let key = format!("/tabby-bench/cas-{round}");
+    let TxnOutcome::Committed { mut revision } = s.create(&key, b"0".to_vec()).await? else {
+        bail!("cas key exists")
+    };
+    let start = Instant::now();
+    for i in 1..=ops {
+        match s.update(&key, i.to_string().into_bytes(), revision).await? {
+            TxnOutcome::Committed { revision: r } => revision = r,
+            TxnOutcome::Conflict { .. } => bail!("CAS chain broken at {i}"),
+        }
+    }
+    Ok(ops as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn allocate(endpoint: String, node: String, ops: usize) -> Result<(usize, Duration)> {
+    let ipam = Ipam::new(store(&endpoint).await?);
+    // warm-up: the first call claims a block
+    ipam.auto_assign(&AssignArgs::new(format!("{node}-warm"), node.clone()))
+        .await?;
+    let start = Instant::now();
+    for i in 0..ops {
+        ipam.auto_assign(&AssignArgs::new(format!("{node}-{i}"), node.clone()))
+            .await?;
+    }
+    Ok((ops, start.elapsed()))
+}
+
+fn parallel(endpoint: &str, round: usize, ops: usize) -> Result<f64> {
+    let start = Instant::now();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (endpoint, node) = (endpoint.to_string(), format!("r{round}-multi-{i}"));
+            std::thread::spawn(move || runtime()?.block_on(allocate(endpoint, node, ops)))
+        })
+        .collect();
+    let mut total = 0;
+    for t in threads {
+        let (n, _) = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("allocator thread panicked"))??;
+        total += n;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut endpoint, mut ops, mut rounds, mut block_size) = (None, 1000usize, 3usize, 26u8);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--endpoint" => endpoint = args.next(),
+            "--ops" => ops = args.next().context("--ops N")?.parse()?,
+            "--rounds" => rounds = args.next().context("--rounds R")?.parse()?,
+            "--block-size" => block_size = args.next().context("--block-size B")?.parse()?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    let _own;
+    let endpoint = match endpoint {
+        Some(e) => e,
+        None => {
+            let (own, url) = start_etcd()?;
+            _own = own;
+            url
+        }
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match async {
+                store(&endpoint)
+                    .await?
+                    .get("/tabby-bench/ready")
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
+            .await
+            {
+                Ok(_) => break Ok(()),
+                Err(e) if Instant::now() > deadline => break Err(e.context("etcd not ready")),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })?;
+    rt.block_on(async {
+        let ipam = Ipam::new(store(&endpoint).await?);
+        let mut pool = IpPool::new("bench", "10.64.0.0/12");
+        pool.spec.block_size = Some(block_size);
+        ipam.apply_pool(&pool).await?;
+        anyhow::Ok(())
+    })?;
+    let (mut cas, mut one, mut eight) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let c = rt.block_on(raw_cas(&endpoint, ops, round))?;
+        let (n, took) = rt.block_on(allocate(endpoint.clone(), format!("r{round}-single"), ops))?;
+        let s = n as f64 / took.as_secs_f64();
+        let m = parallel(&endpoint, round, ops)?;
+        println!(
+            "round {round}: raw CAS {c:.0}/s, 1 allocator {s:.0}/s ({:.2}x CAS), 8 allocators {m:.0}/s ({:.2}x single)",
+            s / c,
+            m / s
+        );
+        cas.push(c);
+        one.push(s);
+        eight.push(m);
+    }
+    let ratio1 = median(one.iter().zip(&cas).map(|(s, c)| s / c).collect());
+    let ratio8 = median(eight.iter().zip(&one).map(|(m, s)| m / s).collect());
+    println!(
+        "median of {rounds} rounds, {ops} ops each: raw CAS {:.0}/s; 1 allocator {:.0}/s = {ratio1:.2} x CAS (goal >= 0.8); 8 allocators {:.0}/s = {ratio8:.2} x single (goal >= 2)",
+        median(cas),
+        median(one),
+        median(eight)
+    );
+    Ok(())
+}
