@@ -17,8 +17,16 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     exit 1
 fi
 
+# Nightly if installed; otherwise stable with RUSTC_BOOTSTRAP (cargo-fuzz's
+# sanitizer flags need -Z options).
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz() { cargo +nightly fuzz "$@"; }
+else
+    fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
+fi
+
 targets=$(cargo fuzz list)
-cargo +nightly fuzz build
+fuzz build
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -30,7 +38,7 @@ for t in $targets; do
     mkdir -p "$corpus" "$artifacts"
     echo "== fuzz $t for ${seconds}s"
     # The seeds are read-only input; new inputs go to the scratch corpus.
-    if ! cargo +nightly fuzz run "$t" "$corpus" "seeds/$t" -- \
+    if ! fuzz run "$t" "$corpus" "seeds/$t" -- \
         -max_total_time="$seconds" -artifact_prefix="$artifacts" -print_final_stats=1 \
         >"$work/$t.log" 2>&1; then
         status=1
