@@ -2,8 +2,11 @@
 //!
 //! This crate knows nothing of Kubernetes, etcd or netlink. Its core is
 //! sans-IO: [`wire`] turns bytes into typed messages and back, [`session`]
-//! is the RFC 4271 state machine fed with time and messages.
+//! is the RFC 4271 state machine fed with time and messages. Only
+//! [`speaker`] (feature `speaker`, on by default) touches sockets and tasks.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod session;
+#[cfg(feature = "speaker")]
+pub mod speaker;
 pub mod wire;

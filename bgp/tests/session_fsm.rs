@@ -4,7 +4,9 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use bgp::session::{Action, ConnId, Direction, DownReason, Input, Session, SessionConfig, State};
+use bgp::session::{
+    Action, ConnId, Direction, DownReason, Input, Session, SessionConfig, State, StopReason,
+};
 use bgp::wire::{Capability, DecodeError, Message, Notification, Open, Update};
 
 const LOCAL_ID: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 4);
@@ -503,6 +505,7 @@ fn manual_stop_sends_cease_with_the_shutdown_communication_and_stays_idle() {
     let a = s.handle(
         c.at(5),
         Input::ManualStop {
+            why: StopReason::AdministrativeShutdown,
             communication: Some("node drained".into()),
         },
     );
@@ -523,11 +526,35 @@ fn manual_stop_sends_cease_with_the_shutdown_communication_and_stays_idle() {
     let a = s.handle(
         c.at(1),
         Input::ManualStop {
+            why: StopReason::PeerDeconfigured,
             communication: None,
         },
     );
     assert!(notifications(&a).is_empty());
     assert!(has(&a, &Action::CancelConnect));
+}
+
+#[test]
+fn removing_a_peer_sends_cease_peer_deconfigured() {
+    let c = Clock(Instant::now());
+    let mut s = session_in(&c, State::OpenConfirm);
+    let why = StopReason::PeerDeconfigured;
+    let a = s.handle(
+        c.at(1),
+        Input::ManualStop {
+            why,
+            communication: Some("ignored".into()),
+        },
+    );
+    let n = sent(&a);
+    let [(OUT, Message::Notification(cease))] = &n[..] else {
+        panic!("{a:?}")
+    };
+    assert_eq!((cease.code, cease.subcode), (6, 3));
+    assert!(
+        cease.data.is_empty(),
+        "RFC 9003 text only with subcodes 2 and 4"
+    );
 }
 
 #[test]

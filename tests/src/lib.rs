@@ -9,6 +9,7 @@
 //! - [`Etcd`]: the real etcd 3.4 on a free port, data under /dev/shm.
 //! - [`Bird`], [`Frr`] and [`GoBgp`]: real BGP daemons inside a namespace,
 //!   every socket, pid file and log under their own temp dir.
+//! - [`speaker`]: tabby's own BGP speaker inside a lab namespace.
 //! - [`skip`]: how a live test reports that it cannot run here.
 //!
 //! Everything a test starts is stopped by PID when its guard drops; nothing
@@ -21,6 +22,7 @@ pub mod mesh;
 pub mod netns;
 pub mod process;
 pub mod skip;
+pub mod speaker;
 
 pub use daemon::{Bird, Frr, GoBgp};
 pub use etcd::Etcd;

@@ -22,11 +22,45 @@ pub const MESH_AS: u32 = 64512;
 pub struct MeshOptions {
     /// Which reference daemons to run (all three by default).
     pub members: Members,
-    /// Addresses on the subnet that every daemon configures as a passive
-    /// iBGP neighbor (e.g. 10.200.0.4 for a speaker under test).
-    pub guests: Vec<Ipv4Addr>,
+    /// Speakers under test on the subnet (e.g. 10.200.0.4) that every
+    /// daemon configures as a neighbor.
+    pub guests: Vec<Guest>,
     /// Run zebra with FRR so FRR's routes reach n3's kernel.
     pub zebra: bool,
+}
+
+/// A neighbor slot for a speaker under test.
+#[derive(Debug, Clone)]
+pub struct Guest {
+    pub address: Ipv4Addr,
+    /// The guest's AS: [`MESH_AS`] for iBGP, another for eBGP.
+    pub asn: u32,
+    /// Whether the daemons wait for the guest to connect (the default) or
+    /// also connect themselves.
+    pub passive: bool,
+    /// TCP MD5 password the daemons use with the guest.
+    pub password: Option<String>,
+}
+
+impl Guest {
+    /// A passive iBGP slot at `address`.
+    pub fn ibgp(address: Ipv4Addr) -> Guest {
+        Guest {
+            address,
+            asn: MESH_AS,
+            passive: true,
+            password: None,
+        }
+    }
+}
+
+/// One neighbor line of a daemon's config.
+#[derive(Debug, Clone)]
+pub struct Neighbor {
+    pub address: Ipv4Addr,
+    pub asn: u32,
+    pub passive: bool,
+    pub password: Option<String>,
 }
 
 /// Which of the reference daemons take part.
@@ -84,13 +118,23 @@ impl Mesh {
             nodes.push(ns);
         }
         let m = &opts.members;
-        let peers = |me: u8| -> Vec<(Ipv4Addr, bool)> {
-            let mut v: Vec<(Ipv4Addr, bool)> = [(1, m.bird), (2, m.gobgp), (3, m.frr)]
+        let peers = |me: u8| -> Vec<Neighbor> {
+            let mut v: Vec<Neighbor> = [(1, m.bird), (2, m.gobgp), (3, m.frr)]
                 .into_iter()
                 .filter(|&(i, on)| i != me && on)
-                .map(|(i, _)| (node_addr(i), false))
+                .map(|(i, _)| Neighbor {
+                    address: node_addr(i),
+                    asn: MESH_AS,
+                    passive: false,
+                    password: None,
+                })
                 .collect();
-            v.extend(opts.guests.iter().map(|g| (*g, true)));
+            v.extend(opts.guests.iter().map(|g| Neighbor {
+                address: g.address,
+                asn: g.asn,
+                passive: g.passive,
+                password: g.password.clone(),
+            }));
             v
         };
         let bird = if m.bird {
@@ -137,8 +181,8 @@ impl Mesh {
     }
 }
 
-/// BIRD config for n1: `peers` are (address, passive).
-pub fn bird_config(peers: &[(Ipv4Addr, bool)]) -> String {
+/// BIRD config for n1.
+pub fn bird_config(peers: &[Neighbor]) -> String {
     let me = node_addr(1);
     let mut c = format!(
         "router id {me};\n\
@@ -151,24 +195,36 @@ pub fn bird_config(peers: &[(Ipv4Addr, bool)]) -> String {
          ipv4 {{ import all; export where source = RTS_STATIC || source = RTS_BGP; gateway direct; }};\n}}\n",
         origin_prefix(1)
     );
-    for (i, (addr, passive)) in peers.iter().enumerate() {
-        let passive = if *passive { " passive on;" } else { "" };
+    for (i, n) in peers.iter().enumerate() {
+        let passive = if n.passive { " passive on;" } else { "" };
+        let password = n
+            .password
+            .as_ref()
+            .map(|p| format!(" password \"{p}\";"))
+            .unwrap_or_default();
         c.push_str(&format!(
-            "protocol bgp p{i} from mesh {{ neighbor {addr} as {MESH_AS};{passive} }}\n"
+            "protocol bgp p{i} from mesh {{ neighbor {} as {};{passive}{password} }}\n",
+            n.address, n.asn
         ));
     }
     c
 }
 
 /// GoBGP config for n2.
-pub fn gobgp_config(peers: &[(Ipv4Addr, bool)]) -> String {
+pub fn gobgp_config(peers: &[Neighbor]) -> String {
     let me = node_addr(2);
     let mut c = format!(
         "[global.config]\n  as = {MESH_AS}\n  router-id = \"{me}\"\n  local-address-list = [\"{me}\"]\n"
     );
-    for (addr, passive) in peers {
+    for n in peers {
+        let (addr, passive, asn) = (n.address, n.passive, n.asn);
+        let password = n
+            .password
+            .as_ref()
+            .map(|p| format!("    auth-password = \"{p}\"\n"))
+            .unwrap_or_default();
         c.push_str(&format!(
-            "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{addr}\"\n    peer-as = {MESH_AS}\n  \
+            "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{addr}\"\n    peer-as = {asn}\n{password}  \
              [neighbors.timers.config]\n    connect-retry = 5\n  \
              [neighbors.transport.config]\n    passive-mode = {passive}\n  \
              [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n"
@@ -178,18 +234,23 @@ pub fn gobgp_config(peers: &[(Ipv4Addr, bool)]) -> String {
 }
 
 /// FRR bgpd config for n3.
-pub fn frr_config(peers: &[(Ipv4Addr, bool)]) -> String {
+pub fn frr_config(peers: &[Neighbor]) -> String {
     let me = node_addr(3);
     let mut c = format!(
         "frr defaults traditional\nhostname n3\nrouter bgp {MESH_AS}\n bgp router-id {me}\n \
          no bgp ebgp-requires-policy\n no bgp network import-check\n"
     );
-    for (addr, passive) in peers {
+    for n in peers {
+        let addr = n.address;
         c.push_str(&format!(
-            " neighbor {addr} remote-as {MESH_AS}\n neighbor {addr} timers connect 5\n"
+            " neighbor {addr} remote-as {}\n neighbor {addr} timers connect 5\n",
+            n.asn
         ));
-        if *passive {
+        if n.passive {
             c.push_str(&format!(" neighbor {addr} passive\n"));
+        }
+        if let Some(p) = &n.password {
+            c.push_str(&format!(" neighbor {addr} password {p}\n"));
         }
     }
     c.push_str(&format!(

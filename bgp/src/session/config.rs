@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::wire::Capability;
+use crate::wire::{Afi, Capability, Safi};
 
 /// What the operator configures for one peer.
 #[derive(Debug, Clone)]
@@ -39,7 +39,9 @@ pub struct SessionConfig {
 impl SessionConfig {
     /// A configuration with tabby's defaults: hold time 90 s (keepalive
     /// 30 s), connect retry 5 s, no DelayOpen, active, IdleHold 1 s → 120 s,
-    /// and the 4-octet AS capability announced.
+    /// and the capabilities every peer of a Calico node expects: IPv4
+    /// unicast (multiprotocol), route refresh and 4-octet AS. BIRD refuses
+    /// an OPEN without the multiprotocol capability for its channel (2/7).
     pub fn new(local_as: u32, remote_as: u32, local_id: Ipv4Addr) -> SessionConfig {
         SessionConfig {
             local_as,
@@ -52,7 +54,14 @@ impl SessionConfig {
             idle_hold: Duration::from_secs(1),
             idle_hold_max: Duration::from_secs(120),
             stable_after: Duration::from_secs(60),
-            capabilities: vec![Capability::FourOctetAs(local_as)],
+            capabilities: vec![
+                Capability::Multiprotocol {
+                    afi: Afi::IPV4,
+                    safi: Safi::UNICAST,
+                },
+                Capability::RouteRefresh,
+                Capability::FourOctetAs(local_as),
+            ],
             required_capabilities: Vec::new(),
         }
     }

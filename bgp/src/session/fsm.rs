@@ -46,9 +46,12 @@ pub enum Direction {
 pub enum Input {
     /// ManualStart (Event 1; Event 4 when the session is passive).
     ManualStart,
-    /// ManualStop (Event 2), with an optional shutdown communication
-    /// (RFC 9003) for the Cease NOTIFICATION.
-    ManualStop { communication: Option<String> },
+    /// ManualStop (Event 2): a Cease NOTIFICATION with the subcode for
+    /// `why` and an optional shutdown communication (RFC 9003).
+    ManualStop {
+        why: StopReason,
+        communication: Option<String>,
+    },
     /// Time passed; timers that are due fire.
     Tick,
     /// A transport connection is up (Events 16 and 17).
@@ -65,6 +68,31 @@ pub enum Input {
     /// The driver sent an UPDATE on the session's connection, which counts
     /// as a sign of life (§4.4): the KEEPALIVE timer restarts.
     UpdateSent,
+}
+
+/// Why the operator stops a session: the Cease subcode (RFC 4486 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// 2: Administrative Shutdown (the agent stops, or the peer is disabled).
+    AdministrativeShutdown,
+    /// 3: Peer De-configured (the peer was removed).
+    PeerDeconfigured,
+    /// 4: Administrative Reset (an operator's reset).
+    AdministrativeReset,
+    /// 6: Other Configuration Change (the peer's settings changed).
+    OtherConfigurationChange,
+}
+
+impl StopReason {
+    /// The Cease subcode.
+    pub const fn subcode(self) -> u8 {
+        match self {
+            StopReason::AdministrativeShutdown => CEASE_ADMINISTRATIVE_SHUTDOWN,
+            StopReason::PeerDeconfigured => 3,
+            StopReason::AdministrativeReset => 4,
+            StopReason::OtherConfigurationChange => 6,
+        }
+    }
 }
 
 /// What the driver must do, in order.
@@ -191,7 +219,7 @@ impl Session {
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         match input {
             Input::ManualStart => self.manual_start(now),
-            Input::ManualStop { communication } => self.manual_stop(communication),
+            Input::ManualStop { why, communication } => self.manual_stop(why, communication),
             Input::Tick => self.tick(now),
             Input::Connected { conn, direction } => self.connected(now, conn, direction),
             Input::ConnectFailed => self.connect_failed(now),
@@ -236,12 +264,15 @@ impl Session {
         }
     }
 
-    fn manual_stop(&mut self, communication: Option<String>) {
+    fn manual_stop(&mut self, why: StopReason, communication: Option<String>) {
+        // RFC 9003 defines the communication for subcodes 2 and 4 only.
+        let with_text = matches!(
+            why,
+            StopReason::AdministrativeShutdown | StopReason::AdministrativeReset
+        );
         let cease = match &communication {
-            Some(text) => {
-                Notification::cease_with_communication(CEASE_ADMINISTRATIVE_SHUTDOWN, text)
-            }
-            None => Notification::new(ErrorCode::Cease, CEASE_ADMINISTRATIVE_SHUTDOWN, []),
+            Some(text) if with_text => Notification::cease_with_communication(why.subcode(), text),
+            _ => Notification::new(ErrorCode::Cease, why.subcode(), []),
         };
         self.stopped = true;
         if self.state == State::Idle {

@@ -22,6 +22,6 @@ pub mod negotiate;
 pub mod state;
 
 pub use config::SessionConfig;
-pub use fsm::{Action, ConnId, Direction, Input, Session};
+pub use fsm::{Action, ConnId, Direction, Input, Session, StopReason};
 pub use negotiate::Negotiated;
 pub use state::{DownReason, State};

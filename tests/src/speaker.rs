@@ -1,0 +1,106 @@
+//! tabby's own BGP speaker running inside a lab namespace.
+//!
+//! The speaker's tasks run on a current-thread runtime on a thread that has
+//! entered the namespace, so its listener and connections live there. The
+//! test talks to it through the [`SpeakerHandle`] from its own runtime (the
+//! handle's channels work across runtimes). Dropping the guard shuts the
+//! speaker down (Cease to every peer) and joins the thread.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use bgp::session::State;
+use bgp::speaker::{self, PeerStatus, SpeakerConfig, SpeakerHandle};
+use tokio::sync::oneshot;
+
+use crate::Netns;
+
+/// A running speaker in a namespace.
+#[derive(Debug)]
+pub struct SpeakerInNs {
+    pub handle: SpeakerHandle,
+    rt: tokio::runtime::Runtime,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl SpeakerInNs {
+    /// Start a speaker with `config` inside `ns`.
+    pub fn start(ns: &Netns, config: SpeakerConfig) -> Result<SpeakerInNs> {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = ns.spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let handle = match speaker::start(config).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(anyhow!("{e}")));
+                        return Ok(());
+                    }
+                };
+                let _ = handle_tx.send(Ok(handle.clone()));
+                let _ = stopped.await;
+                handle.shutdown(Some("test over".into())).await;
+                // Let the writers flush the Cease NOTIFICATIONs.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(())
+            })
+        })?;
+        let handle = handle_rx.recv().context("speaker thread died")??;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(SpeakerInNs {
+            handle,
+            rt,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Run `f` on the test's runtime (to call the handle).
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Every peer's status.
+    pub fn peers(&self) -> Result<Vec<PeerStatus>> {
+        Ok(self.block_on(self.handle.peers())?)
+    }
+
+    /// One peer's status.
+    pub fn peer(&self, addr: IpAddr) -> Result<PeerStatus> {
+        self.block_on(self.handle.peer(addr))?
+            .ok_or_else(|| anyhow!("no peer {addr}"))
+    }
+
+    /// Wait until every peer in `addrs` is Established.
+    pub fn wait_established(&self, addrs: &[IpAddr], timeout: Duration) -> Result<()> {
+        crate::wait_until("tabby's sessions Established", timeout, || {
+            let peers = self.peers()?;
+            Ok(addrs.iter().all(|a| {
+                peers
+                    .iter()
+                    .any(|p| p.address == *a && p.state == State::Established)
+            }))
+        })
+        .with_context(|| format!("tabby's peers: {:#?}", self.peers().unwrap_or_default()))
+    }
+}
+
+impl Drop for SpeakerInNs {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
