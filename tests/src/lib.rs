@@ -10,11 +10,13 @@
 //! - [`Bird`], [`Frr`] and [`GoBgp`]: real BGP daemons inside a namespace,
 //!   every socket, pid file and log under their own temp dir.
 //! - [`speaker`]: tabby's own BGP speaker inside a lab namespace.
+//! - [`capture`]: tshark captures and the BGP messages in them.
 //! - [`skip`]: how a live test reports that it cannot run here.
 //!
 //! Everything a test starts is stopped by PID when its guard drops; nothing
 //! is ever killed by name. Logs of daemons are printed when a test fails.
 
+pub mod capture;
 pub mod daemon;
 pub mod etcd;
 pub mod link;

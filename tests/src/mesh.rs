@@ -109,6 +109,16 @@ impl Mesh {
     /// Build the topology and start the chosen daemons (it does not wait
     /// for sessions; see [`Mesh::wait_established`]).
     pub fn start(tag: &str, opts: &MeshOptions) -> Result<Mesh> {
+        Ok(Mesh::start_with(tag, opts, |_| Ok(()))?.0)
+    }
+
+    /// Like [`Mesh::start`], running `before` on the switch once the links
+    /// exist and before any daemon starts (to begin a capture, say).
+    pub fn start_with<T>(
+        tag: &str,
+        opts: &MeshOptions,
+        before: impl FnOnce(&Switch) -> Result<T>,
+    ) -> Result<(Mesh, T)> {
         let switch = Switch::new(tag)?;
         let mut nodes = Vec::new();
         let mut ports = Vec::new();
@@ -117,6 +127,7 @@ impl Mesh {
             ports.push(switch.attach(&ns, "eth0", &format!("{}/24", node_addr(i)))?);
             nodes.push(ns);
         }
+        let early = before(&switch)?;
         let m = &opts.members;
         let peers = |me: u8| -> Vec<Neighbor> {
             let mut v: Vec<Neighbor> = [(1, m.bird), (2, m.gobgp), (3, m.frr)]
@@ -154,14 +165,17 @@ impl Mesh {
         } else {
             None
         };
-        Ok(Mesh {
-            bird,
-            gobgp,
-            frr,
-            nodes,
-            ports,
-            switch,
-        })
+        Ok((
+            Mesh {
+                bird,
+                gobgp,
+                frr,
+                nodes,
+                ports,
+                switch,
+            },
+            early,
+        ))
     }
 
     /// Wait until every running daemon has `per_daemon` Established sessions.
