@@ -144,7 +144,7 @@ pub fn split_messages(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
 /// Hex digits (optionally separated by `:`) to bytes.
 pub fn unhex(text: &str) -> Result<Vec<u8>> {
     let digits: Vec<u8> = text.bytes().filter(|b| *b != b':').collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         bail!("odd number of hex digits");
     }
     digits
