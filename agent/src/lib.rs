@@ -5,3 +5,4 @@
 //! `ipam` libraries; dependencies flow only from this crate to those.
 
 pub mod dataplane;
+pub mod node;

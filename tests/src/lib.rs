@@ -11,6 +11,7 @@
 //!   every socket, pid file and log under their own temp dir.
 //! - [`speaker`]: tabby's own BGP speaker inside a lab namespace.
 //! - [`capture`]: tshark captures and the BGP messages in them.
+//! - [`lab`]: nodes running `tabby-node`, etcd, two subnets and a router.
 //! - [`skip`]: how a live test reports that it cannot run here.
 //!
 //! Everything a test starts is stopped by PID when its guard drops; nothing
@@ -19,6 +20,7 @@
 pub mod capture;
 pub mod daemon;
 pub mod etcd;
+pub mod lab;
 pub mod link;
 pub mod mesh;
 pub mod netns;

@@ -43,13 +43,27 @@ impl Daemon {
         prog: &str,
         args: &[&str],
         dir: &Path,
+        logs: Vec<PathBuf>,
+    ) -> Result<Daemon> {
+        Daemon::spawn_env(label, ns, prog, args, &[], dir, logs)
+    }
+
+    /// [`Daemon::spawn`] with environment variables.
+    pub(crate) fn spawn_env(
+        label: &str,
+        ns: &Netns,
+        prog: &str,
+        args: &[&str],
+        env: &[(String, String)],
+        dir: &Path,
         mut logs: Vec<PathBuf>,
     ) -> Result<Daemon> {
         let out_path = dir.join(format!("{label}.out"));
-        let out = File::create(&out_path)?;
+        let out = File::options().create(true).append(true).open(&out_path)?;
         let child = ns
             .command(prog)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -97,6 +111,19 @@ impl Daemon {
     /// The daemon's PID while it runs.
     pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Stop it now: SIGTERM (and SIGKILL after `grace`), or SIGKILL at once.
+    pub(crate) fn stop(&mut self, grace: Option<Duration>) {
+        if let Some(mut child) = self.child.take() {
+            match grace {
+                Some(g) => stop_child(child, g),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
     }
 
     fn logs_text(&self) -> String {

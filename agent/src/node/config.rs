@@ -1,0 +1,95 @@
+//! tabby-node's configuration: flags and environment variables named like
+//! calico-node's, so a DaemonSet's `env:` carries over.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Configuration of one node agent.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "tabby-node",
+    version,
+    about = "tabby's node agent: BGP, IPAM and the dataplane of one node"
+)]
+pub struct NodeConfig {
+    /// This node's name (the Kubernetes node name).
+    #[arg(long, env = "NODENAME")]
+    pub nodename: String,
+
+    /// The node's IPv4 address with its prefix length (e.g. 10.200.0.1/24),
+    /// or `autodetect` (see IP_AUTODETECTION_METHOD).
+    #[arg(long = "ip", env = "IP", default_value = "autodetect")]
+    pub ip: String,
+
+    /// How to find the node address: first-found, interface=REGEX,
+    /// skip-interface=REGEX, can-reach=ADDRESS, cidr=CIDR.
+    #[arg(long, env = "IP_AUTODETECTION_METHOD", default_value = "first-found")]
+    pub ip_autodetection_method: String,
+
+    /// The node's AS number (default: the cluster's, 64512).
+    #[arg(long = "as", env = "AS", default_value_t = 64512)]
+    pub asn: u32,
+
+    /// Comma-separated etcd endpoints, e.g. http://10.200.0.254:2379.
+    #[arg(long, env = "ETCD_ENDPOINTS", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+
+    /// etcd client TLS: CA certificate, client certificate and key.
+    #[arg(long, env = "ETCD_CA_CERT_FILE")]
+    pub etcd_ca_cert_file: Option<PathBuf>,
+    #[arg(long, env = "ETCD_CERT_FILE")]
+    pub etcd_cert_file: Option<PathBuf>,
+    #[arg(long, env = "ETCD_KEY_FILE")]
+    pub etcd_key_file: Option<PathBuf>,
+
+    /// Create this IPv4 pool (named default-ipv4-ippool) if no pool exists.
+    #[arg(long, env = "TABBY_IPV4POOL_CIDR")]
+    pub ipv4pool_cidr: Option<String>,
+    /// Block size of the default pool.
+    #[arg(long, env = "TABBY_IPV4POOL_BLOCK_SIZE", default_value_t = 26)]
+    pub ipv4pool_block_size: u8,
+    /// IPIP mode of the default pool: Never, Always, CrossSubnet.
+    #[arg(long, env = "TABBY_IPV4POOL_IPIP", default_value = "Never")]
+    pub ipv4pool_ipip: String,
+    /// VXLAN mode of the default pool: Never, Always, CrossSubnet.
+    #[arg(long, env = "TABBY_IPV4POOL_VXLAN", default_value = "Never")]
+    pub ipv4pool_vxlan: String,
+
+    /// BGP port to listen on and connect to.
+    #[arg(long, env = "TABBY_BGP_PORT", default_value_t = 179)]
+    pub bgp_port: u16,
+
+    /// BGP hold time in seconds (keepalive is a third of it).
+    #[arg(long, env = "TABBY_BGP_HOLD_TIME", default_value_t = 90)]
+    pub bgp_hold_time: u16,
+
+    /// The control socket routectl talks to (created mode 0600).
+    #[arg(
+        long,
+        env = "TABBY_CONTROL_SOCKET",
+        default_value = "/var/run/tabby/tabby-node.sock"
+    )]
+    pub control_socket: PathBuf,
+
+    /// Where the agent keeps state between runs.
+    #[arg(long, env = "TABBY_STATE_DIR", default_value = "/var/lib/tabby")]
+    pub state_dir: PathBuf,
+
+    /// Health endpoint (HTTP /liveness and /readiness).
+    #[arg(long, env = "TABBY_HEALTH_ADDR")]
+    pub health_addr: Option<SocketAddr>,
+
+    /// Interface-name prefix of workload interfaces.
+    #[arg(long, env = "TABBY_INTERFACE_PREFIX", default_value = "cali")]
+    pub interface_prefix: String,
+
+    /// MTU of pod interfaces; 0 picks it from the uplink and encapsulation.
+    #[arg(long, env = "TABBY_MTU", default_value_t = 0)]
+    pub mtu: u32,
+
+    /// How often the agent re-reads the datastore and the kernel, in ms.
+    #[arg(long, env = "TABBY_RESYNC_MS", default_value_t = 500)]
+    pub resync_ms: u64,
+}

@@ -1,0 +1,500 @@
+//! The node daemon's main loop; see the module diagram in [`super`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bgp::session::SessionConfig;
+use bgp::speaker::{self, PeerConfig, SessionEvent, SpeakerConfig, SpeakerHandle};
+use bgp::wire::{Message, Update};
+use ipam::{AffinityState, EtcdConfig, EtcdStore, IpPool, Ipam, TunnelKind};
+use ipnet::{IpNet, Ipv4Net};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::sync::{broadcast, watch};
+
+use super::cluster::{MeshPeer, NodeInfo, mesh};
+use super::config::NodeConfig;
+use super::control::{self, PeerRow, RouteRow};
+use super::export;
+use super::registration::{nodes, register};
+use super::routes::{Inputs, Learned, desired};
+use crate::dataplane::autodetect::{Method, choose, host_addresses, source_for};
+use crate::dataplane::encap::{LocalLinks, check_kernel_support, kernel_has_ipip};
+use crate::dataplane::reconciler::{RouteCommand, RouteReconciler};
+use crate::dataplane::route::{RouteSet, Target};
+use crate::dataplane::route_table::RouteTable;
+use crate::dataplane::veth::link_index;
+use crate::dataplane::vxlan::{self, VxlanDevice, vtep_mac};
+
+/// What the control socket reads: a copy the daemon refreshes each round.
+#[derive(Debug, Default, Clone)]
+struct View {
+    peers: Vec<PeerRow>,
+    routes: Vec<RouteRow>,
+}
+
+/// The daemon's own state, owned by its task.
+struct Daemon {
+    cfg: NodeConfig,
+    me: NodeInfo,
+    store: Arc<EtcdStore>,
+    ipam: Ipam<Arc<EtcdStore>>,
+    speaker: SpeakerHandle,
+    links: LocalLinks,
+    mesh: BTreeMap<IpAddr, MeshPeer>,
+    /// Per peer: prefix → next hop, as announced.
+    learned: BTreeMap<IpAddr, BTreeMap<IpNet, IpAddr>>,
+    /// Per Established peer: what we announced to it.
+    sent: BTreeMap<IpAddr, BTreeSet<IpNet>>,
+    /// Peers that got their End-of-RIB since they came up.
+    eor_sent: BTreeSet<IpAddr>,
+    routes: std::sync::mpsc::Sender<RouteCommand>,
+    view: watch::Sender<View>,
+}
+
+/// Run the agent until SIGTERM or SIGINT.
+pub async fn run(cfg: NodeConfig) -> Result<()> {
+    let address = node_address(&cfg)?;
+    let endpoints = cfg.etcd_endpoints.clone();
+    if endpoints.is_empty() {
+        bail!("ETCD_ENDPOINTS is required");
+    }
+    let store = Arc::new(
+        EtcdStore::connect(&EtcdConfig::new(endpoints))
+            .await
+            .context("etcd")?,
+    );
+    let ipam = Ipam::new(store.clone());
+    ensure_default_pool(&cfg, &ipam).await?;
+    let pools = ipam.pools().await?;
+    for pool in &pools {
+        let encap = super::routes::pool_encap(pool);
+        check_kernel_support(encap, kernel_has_ipip())
+            .map_err(|e| anyhow!("pool {} ({}): {e}", pool.name, pool.cidr))?;
+    }
+
+    // The uplink: the interface holding the node address.
+    let uplink_name = host_addresses()?
+        .into_iter()
+        .find(|a| a.address.addr() == IpAddr::V4(address.addr()))
+        .map(|a| a.interface)
+        .ok_or_else(|| anyhow!("no interface has {address}"))?;
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    tokio::spawn(conn);
+    let uplink = link_index(&handle, &uplink_name)
+        .await?
+        .ok_or_else(|| anyhow!("{uplink_name} vanished"))?;
+
+    // VXLAN, if a pool wants it: tunnel address from IPAM, device, Node fields.
+    let mut vxlan_info = None;
+    let mut vxlan_index = None;
+    if pools.iter().any(|p| p.vxlan_mode != ipam::EncapMode::Never) {
+        let assigned = ipam
+            .assign_tunnel_address(&cfg.nodename, TunnelKind::Vxlan, &BTreeMap::new())
+            .await
+            .context("VXLAN tunnel address")?;
+        let IpAddr::V4(tunnel) = assigned.ip else {
+            bail!("IPv4 tunnel address expected")
+        };
+        let mac = vtep_mac(&cfg.nodename);
+        let uplink_mtu = crate::dataplane::veth::link_mtu(&handle, &uplink_name)
+            .await?
+            .unwrap_or(1500);
+        let dev = VxlanDevice {
+            name: vxlan::DEFAULT_DEVICE.into(),
+            vni: vxlan::DEFAULT_VNI,
+            port: vxlan::DEFAULT_PORT,
+            uplink,
+            local: IpAddr::V4(address.addr()),
+            mac,
+            mtu: uplink_mtu.saturating_sub(50),
+            tunnel_address: Some(IpNet::new(IpAddr::V4(tunnel), 32)?),
+        };
+        vxlan_index = Some(vxlan::ensure_device(&handle, &dev).await?);
+        vxlan_info = Some((tunnel, mac));
+    }
+    register(store.as_ref(), &cfg.nodename, address, cfg.asn, vxlan_info).await?;
+    tracing::info!(node = %cfg.nodename, %address, asn = cfg.asn, "registered");
+
+    let me = NodeInfo {
+        name: cfg.nodename.clone(),
+        address,
+        asn: cfg.asn,
+        vxlan_tunnel: vxlan_info.map(|v| v.0),
+        vtep_mac: vxlan_info.map(|v| v.1),
+    };
+    let listen = SocketAddr::new(IpAddr::V4(address.addr()), cfg.bgp_port);
+    let speaker = speaker::start(SpeakerConfig {
+        listen: vec![listen],
+        event_buffer: 1 << 16,
+    })
+    .await?;
+    let events = speaker.subscribe();
+
+    // The dataplane thread: adopts what a previous run left, then serves.
+    let (routes_tx, routes_rx) = std::sync::mpsc::channel();
+    let resync = Duration::from_secs(30);
+    std::thread::Builder::new().name("dataplane".into()).spawn(
+        move || match RouteReconciler::start() {
+            Ok(r) => {
+                if let Err(e) = r.serve(&routes_rx, resync, |_| {}) {
+                    tracing::error!("dataplane stopped: {e}");
+                }
+            }
+            Err(e) => tracing::error!("dataplane: {e}"),
+        },
+    )?;
+
+    let (view, view_rx) = watch::channel(View::default());
+    spawn_control(&cfg, view_rx)?;
+
+    let links = LocalLinks {
+        node_subnet: IpNet::V4(address),
+        uplink,
+        ipip: None,
+        vxlan: vxlan_index,
+    };
+    let mut daemon = Daemon {
+        cfg,
+        me,
+        store,
+        ipam,
+        speaker,
+        links,
+        mesh: BTreeMap::new(),
+        learned: BTreeMap::new(),
+        sent: BTreeMap::new(),
+        eor_sent: BTreeSet::new(),
+        routes: routes_tx,
+        view,
+    };
+    daemon.serve(events).await
+}
+
+fn node_address(cfg: &NodeConfig) -> Result<Ipv4Net> {
+    if cfg.ip != "autodetect" {
+        return cfg
+            .ip
+            .parse()
+            .with_context(|| format!("IP {:?} is not an address/prefix", cfg.ip));
+    }
+    let method = Method::parse(&cfg.ip_autodetection_method)?;
+    let found = choose(&method, &host_addresses()?, false, source_for)?;
+    match found.address {
+        IpNet::V4(n) => Ok(n),
+        IpNet::V6(_) => bail!("autodetection found an IPv6 address"),
+    }
+}
+
+async fn ensure_default_pool(cfg: &NodeConfig, ipam: &Ipam<Arc<EtcdStore>>) -> Result<()> {
+    let Some(cidr) = &cfg.ipv4pool_cidr else {
+        return Ok(());
+    };
+    if !ipam.pools().await?.is_empty() {
+        return Ok(());
+    }
+    let pool = serde_json::json!({
+        "apiVersion": "projectcalico.org/v3",
+        "kind": "IPPool",
+        "metadata": {"name": "default-ipv4-ippool"},
+        "spec": {
+            "cidr": cidr,
+            "blockSize": cfg.ipv4pool_block_size,
+            "ipipMode": cfg.ipv4pool_ipip,
+            "vxlanMode": cfg.ipv4pool_vxlan,
+            "natOutgoing": true,
+        }
+    });
+    let pool: IpPool = serde_json::from_value(pool).context("default pool")?;
+    match ipam.apply_pool(&pool).await {
+        Ok(_) => Ok(()),
+        // Another node created it first.
+        Err(_) if !ipam.pools().await?.is_empty() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn spawn_control(cfg: &NodeConfig, view: watch::Receiver<View>) -> Result<()> {
+    let path = cfg.control_socket.clone();
+    control::prepare(&path)?;
+    let listener = UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
+    control::restrict(&path)?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let view = view.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut line = String::new();
+                if BufReader::new(read).read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let v = view.borrow().clone();
+                let answer = match line.trim() {
+                    "peers" => serde_json::to_string(&v.peers),
+                    "routes" => serde_json::to_string(&v.routes),
+                    other => Ok(
+                        serde_json::json!({"error": format!("unknown request {other:?}")})
+                            .to_string(),
+                    ),
+                };
+                if let Ok(text) = answer {
+                    let _ = write.write_all(text.as_bytes()).await;
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+impl Daemon {
+    async fn serve(&mut self, mut events: broadcast::Receiver<SessionEvent>) -> Result<()> {
+        let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.resync_ms));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = self.round().await {
+                        tracing::warn!("round failed: {e:#}");
+                    }
+                }
+                ev = events.recv() => match ev {
+                    Ok(ev) => self.event(ev),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        // Missed UPDATEs cannot be recovered without the RIB:
+                        // reset the sessions so peers send their tables again.
+                        tracing::warn!("missed {n} session events; resetting sessions");
+                        let peers: Vec<MeshPeer> = self.mesh.values().cloned().collect();
+                        for p in peers {
+                            let _ = self.speaker.update_peer(self.peer_config(&p)).await;
+                        }
+                        self.learned.clear();
+                        self.sent.clear();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => bail!("speaker stopped"),
+                },
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: stopping, kernel routes stay");
+                    return Ok(());
+                }
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        }
+    }
+
+    fn event(&mut self, ev: SessionEvent) {
+        match ev {
+            SessionEvent::Up { peer, .. } => {
+                tracing::info!(%peer, "session established");
+                self.sent.insert(peer, BTreeSet::new());
+                self.eor_sent.remove(&peer);
+            }
+            SessionEvent::Down { peer, reason } => {
+                tracing::info!(%peer, reason = %bgp::speaker::describe(&reason), "session down");
+                self.sent.remove(&peer);
+                self.eor_sent.remove(&peer);
+                self.learned.remove(&peer);
+            }
+            SessionEvent::Received { peer, message } => {
+                if let Message::Update(u) = *message {
+                    self.apply_update(peer, &u);
+                }
+            }
+            SessionEvent::StateChanged { .. } => {}
+        }
+    }
+
+    fn apply_update(&mut self, peer: IpAddr, u: &Update) {
+        let table = self.learned.entry(peer).or_default();
+        for w in &u.withdrawn {
+            if let Ok(n) = IpNet::new(
+                IpAddr::V4(w.prefix.addr()),
+                bgp::wire::Prefix::prefix_len(&w.prefix),
+            ) {
+                table.remove(&n);
+            }
+        }
+        let Some(nh) = u.attributes.next_hop else {
+            return;
+        };
+        for a in &u.nlri {
+            if let Ok(n) = IpNet::new(
+                IpAddr::V4(a.prefix.addr()),
+                bgp::wire::Prefix::prefix_len(&a.prefix),
+            ) {
+                table.insert(n, IpAddr::V4(nh));
+            }
+        }
+    }
+
+    fn peer_config(&self, p: &MeshPeer) -> PeerConfig {
+        let mut session = SessionConfig::new(self.me.asn, p.asn, self.me.address.addr());
+        session.hold_time = Duration::from_secs(u64::from(self.cfg.bgp_hold_time));
+        session.passive = p.passive;
+        session.connect_retry = Duration::from_secs(2);
+        let mut cfg = PeerConfig::new(p.address, session);
+        cfg.port = self.cfg.bgp_port;
+        cfg.local_address = Some(IpAddr::V4(self.me.address.addr()));
+        cfg
+    }
+
+    /// One reconciliation round: mesh, export, import, view.
+    async fn round(&mut self) -> Result<()> {
+        let nodes = nodes(self.store.as_ref()).await?;
+        // Mesh: add new nodes' sessions, drop departed ones.
+        let want: BTreeMap<IpAddr, MeshPeer> = mesh(&self.me, &nodes)
+            .into_iter()
+            .map(|p| (p.address, p))
+            .collect();
+        for (addr, p) in &want {
+            if !self.mesh.contains_key(addr) {
+                self.speaker.add_peer(self.peer_config(p)).await?;
+            }
+        }
+        let gone: Vec<IpAddr> = self
+            .mesh
+            .keys()
+            .filter(|a| !want.contains_key(a))
+            .copied()
+            .collect();
+        for addr in gone {
+            let _ = self.speaker.remove_peer(addr).await;
+            self.learned.remove(&addr);
+            self.sent.remove(&addr);
+        }
+        self.mesh = want;
+
+        // Our blocks, from IPAM.
+        let state = self.ipam.snapshot().await?;
+        let own: Vec<IpNet> = state
+            .affinities
+            .iter()
+            .filter(|((node, _), a)| {
+                node == &self.me.name && a.value.state == AffinityState::Confirmed
+            })
+            .map(|((_, cidr), _)| *cidr)
+            .filter(|cidr| state.blocks.contains_key(cidr))
+            .collect();
+        let exported = export::exported(&own, &state.pools);
+        let nh = self.me.address.addr();
+        let peers: Vec<IpAddr> = self.sent.keys().copied().collect();
+        for peer in peers {
+            let before = self.sent.get(&peer).cloned().unwrap_or_default();
+            let first = self.eor_sent.insert(peer);
+            for u in export::updates(&before, &exported, nh) {
+                self.speaker.send_update(peer, u).await?;
+            }
+            if first {
+                self.speaker
+                    .send_update(peer, Update::end_of_rib(bgp::wire::Family::Ipv4Unicast))
+                    .await?;
+            }
+            self.sent.insert(peer, exported.clone());
+        }
+
+        // Import and program.
+        let learned: Vec<Learned> = self
+            .learned
+            .values()
+            .flat_map(|t| {
+                t.iter().map(|(p, nh)| Learned {
+                    prefix: *p,
+                    next_hop: *nh,
+                })
+            })
+            .collect();
+        let pods = self.local_pods()?;
+        let inputs = Inputs {
+            own_blocks: &own,
+            learned: &learned,
+            pools: &state.pools,
+            nodes: &nodes,
+            links: &self.links,
+            pods: &pods,
+        };
+        let (routes, _refused) = desired(&inputs);
+        self.program_vxlan(&nodes).await?;
+        let _ = self.routes.send(RouteCommand::Desired(routes.clone()));
+        self.refresh_view(&routes).await;
+        Ok(())
+    }
+
+    /// Pods on this node: the host routes on workload interfaces that
+    /// tabby-cni installed (protocol 95, `dev cali…`).
+    fn local_pods(&self) -> Result<Vec<(IpNet, u32)>> {
+        let owned = RouteTable::open()?.owned()?;
+        let prefix = self.cfg.interface_prefix.clone();
+        Ok(owned
+            .into_iter()
+            .filter_map(|(dst, t)| match t {
+                Target::Device { ifindex } if is_workload(ifindex, &prefix) => Some((dst, ifindex)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn program_vxlan(&self, nodes: &[NodeInfo]) -> Result<()> {
+        let Some(index) = self.links.vxlan else {
+            return Ok(());
+        };
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        let conn = tokio::spawn(conn);
+        for n in nodes.iter().filter(|n| n.name != self.me.name) {
+            if let (Some(tunnel), Some(mac)) = (n.vxlan_tunnel, n.vtep_mac) {
+                let vtep = vxlan::RemoteVtep {
+                    node_address: IpAddr::V4(n.address.addr()),
+                    tunnel_address: IpAddr::V4(tunnel),
+                    mac,
+                };
+                vxlan::set_remote(&handle, index, &vtep).await?;
+            }
+        }
+        conn.abort();
+        Ok(())
+    }
+
+    async fn refresh_view(&self, routes: &RouteSet) {
+        let statuses = self.speaker.peers().await.unwrap_or_default();
+        let peers = statuses
+            .iter()
+            .map(|s| PeerRow {
+                address: s.address.to_string(),
+                peer_type: "node-to-node mesh".into(),
+                state: s.state.to_string(),
+                since_secs: s.since.as_secs(),
+                info: match (&s.negotiated, &s.last_error) {
+                    (Some(n), _) => format!("hold {}s, AS {}", n.hold_time.as_secs(), n.peer_as),
+                    (None, Some(e)) => e.clone(),
+                    (None, None) => String::new(),
+                },
+                prefixes_received: self.learned.get(&s.address).map_or(0, |t| t.len()),
+                prefixes_sent: self.sent.get(&s.address).map_or(0, |t| t.len()),
+            })
+            .collect();
+        let routes = routes
+            .iter()
+            .map(|(p, t)| RouteRow {
+                prefix: p.to_string(),
+                target: format!("{t:?}"),
+            })
+            .collect();
+        self.view.send_replace(View { peers, routes });
+    }
+}
+
+fn is_workload(ifindex: u32, prefix: &str) -> bool {
+    // /sys/class/net is right here: the agent runs in its node's namespace
+    // with its own /sys (as under `ip netns exec` or in a pod).
+    std::fs::read_dir("/sys/class/net")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()).any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(prefix)
+                    && std::fs::read_to_string(e.path().join("ifindex"))
+                        .is_ok_and(|i| i.trim().parse::<u32>().ok() == Some(ifindex))
+            })
+        })
+        .unwrap_or(false)
+}

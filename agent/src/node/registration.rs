@@ -1,0 +1,198 @@
+//! This node's Node resource in the datastore, and reading everyone's.
+//!
+//! Stored as Calico v3 JSON under `/tabby/v1/nodes/<name>`:
+//! `{"apiVersion":"projectcalico.org/v3","kind":"Node","metadata":{"name":…},
+//!   "spec":{"bgp":{"ipv4Address":"10.200.0.1/24","asNumber":64512},
+//!   "ipv4VXLANTunnelAddr":"10.0.1.0","vxlanTunnelMACAddr":"66:…"}}`.
+//! Writes are compare-and-swap on the key's revision, retried on conflict.
+
+use std::net::Ipv4Addr;
+
+use ipam::Datastore;
+use ipam::store::{Compare, Op, TxnOutcome};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use super::cluster::NodeInfo;
+
+/// Where Node resources live.
+pub const NODES: &str = "/tabby/v1/nodes/";
+
+/// The key of node `name`'s resource.
+pub fn node_key(name: &str) -> String {
+    format!("{NODES}{name}")
+}
+
+/// A Node resource (the fields tabby reads and writes; others are kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeResource {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub spec: NodeSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<NodeBgpSpec>,
+    #[serde(
+        default,
+        rename = "ipv4VXLANTunnelAddr",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipv4_vxlan_tunnel_addr: Option<String>,
+    #[serde(
+        default,
+        rename = "vxlanTunnelMACAddr",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vxlan_tunnel_mac_addr: Option<String>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeBgpSpec {
+    #[serde(
+        default,
+        rename = "ipv4Address",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipv4_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_number: Option<u32>,
+    #[serde(
+        default,
+        rename = "routeReflectorClusterID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub route_reflector_cluster_id: Option<String>,
+}
+
+/// Why a Node resource could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("datastore: {0}")]
+    Store(String),
+    #[error("node {key}: {reason}")]
+    Bad { key: String, reason: String },
+    #[error("node {0}: too many concurrent updates")]
+    Contended(String),
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .filter_map(|p| u8::from_str_radix(p, 16).ok())
+        .collect();
+    bytes.try_into().ok()
+}
+
+impl NodeResource {
+    /// The agent's view of this resource; `None` if it has no usable BGP
+    /// address yet (another agent still starting, or a non-BGP node).
+    pub fn info(&self) -> Option<NodeInfo> {
+        let name = self.metadata.get("name")?.as_str()?.to_string();
+        let bgp = self.spec.bgp.as_ref()?;
+        let address: Ipv4Net = bgp.ipv4_address.as_deref()?.parse().ok()?;
+        Some(NodeInfo {
+            name,
+            address,
+            asn: bgp.as_number.unwrap_or(64512),
+            vxlan_tunnel: self
+                .spec
+                .ipv4_vxlan_tunnel_addr
+                .as_deref()
+                .and_then(|a| a.parse().ok()),
+            vtep_mac: self
+                .spec
+                .vxlan_tunnel_mac_addr
+                .as_deref()
+                .and_then(parse_mac),
+        })
+    }
+}
+
+/// Every node with a usable BGP address.
+pub async fn nodes(store: &impl Datastore) -> Result<Vec<NodeInfo>, RegistrationError> {
+    let range = store
+        .range(NODES)
+        .await
+        .map_err(|e| RegistrationError::Store(e.to_string()))?;
+    Ok(range
+        .kvs
+        .iter()
+        .filter_map(|kv| serde_json::from_slice::<NodeResource>(&kv.value).ok())
+        .filter_map(|n| n.info())
+        .collect())
+}
+
+/// Create or update this node's resource with its address, AS and VXLAN
+/// tunnel (CAS on the revision, retried), keeping fields others wrote.
+pub async fn register(
+    store: &impl Datastore,
+    name: &str,
+    address: Ipv4Net,
+    asn: u32,
+    vxlan: Option<(Ipv4Addr, [u8; 6])>,
+) -> Result<(), RegistrationError> {
+    let key = node_key(name);
+    for _ in 0..20 {
+        let current = store
+            .get(&key)
+            .await
+            .map_err(|e| RegistrationError::Store(e.to_string()))?;
+        let (mut node, compare) = match &current {
+            Some(kv) => {
+                let node: NodeResource =
+                    serde_json::from_slice(&kv.value).map_err(|e| RegistrationError::Bad {
+                        key: key.clone(),
+                        reason: e.to_string(),
+                    })?;
+                (node, Compare::at(&key, kv.mod_revision))
+            }
+            None => {
+                let mut metadata = serde_json::Map::new();
+                metadata.insert("name".into(), name.into());
+                let node = NodeResource {
+                    api_version: "projectcalico.org/v3".into(),
+                    kind: "Node".into(),
+                    metadata,
+                    spec: NodeSpec::default(),
+                };
+                (node, Compare::absent(&key))
+            }
+        };
+        let bgp = node.spec.bgp.get_or_insert_with(NodeBgpSpec::default);
+        bgp.ipv4_address = Some(address.to_string());
+        bgp.as_number = Some(asn);
+        if let Some((tunnel, mac)) = vxlan {
+            node.spec.ipv4_vxlan_tunnel_addr = Some(tunnel.to_string());
+            node.spec.vxlan_tunnel_mac_addr = Some(mac_text(mac));
+        }
+        let value = serde_json::to_vec(&node).map_err(|e| RegistrationError::Bad {
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        if current.as_ref().is_some_and(|kv| kv.value == value) {
+            return Ok(());
+        }
+        match store.txn(vec![compare], vec![Op::put(&key, value)]).await {
+            Ok(TxnOutcome::Committed { .. }) => return Ok(()),
+            Ok(TxnOutcome::Conflict { .. }) => continue,
+            Err(e) => return Err(RegistrationError::Store(e.to_string())),
+        }
+    }
+    Err(RegistrationError::Contended(name.to_string()))
+}

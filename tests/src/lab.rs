@@ -1,0 +1,264 @@
+//! The tabby lab: nodes running `tabby-node` in namespaces, etcd beside
+//! them, two subnets joined by a router.
+//!
+//! ```text
+//!  subnet A 10.200.0.0/24 (switch)          subnet B 10.201.0.0/24 (switch)
+//!    n1 .1   n2 .2   etcd .100   router .254 ─── router .254   n3 .3   (n4 .4, ...)
+//! ```
+//! Nodes 1 and 2 share subnet A; node 3 (and any later ones) sit on B, so
+//! the pool's CrossSubnet VXLAN carries their traffic. Every node's default
+//! route points at the router, which also gives proxy ARP a route for the
+//! pods' 169.254.1.1 gateway. Each agent's socket, state dir and log are in
+//! the lab's temp dir. Dropping the lab stops every agent by PID, then
+//! etcd, then removes the namespaces.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tempfile::TempDir;
+
+use crate::daemon::Daemon;
+use crate::{Etcd, Netns, Router, Switch, wait_until};
+
+/// The etcd address every agent uses.
+pub const ETCD_ADDR: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 100);
+
+/// How the lab is built.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub nodes: u8,
+    pub pool: String,
+    /// IPv4 pool VXLAN mode: Never, Always, CrossSubnet.
+    pub vxlan: String,
+    /// BGP hold time of the agents, seconds.
+    pub hold_time: u16,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            nodes: 3,
+            pool: "10.0.0.0/16".into(),
+            vxlan: "CrossSubnet".into(),
+            hold_time: 9,
+        }
+    }
+}
+
+/// One lab node.
+#[derive(Debug)]
+pub struct LabNode {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    agent: Option<Daemon>,
+    pub dir: PathBuf,
+    pub ns: Netns,
+}
+
+/// The running lab. Field order is drop order: agents (in nodes) first,
+/// then etcd, then the namespaces.
+#[derive(Debug)]
+pub struct Lab {
+    pub opts: LabOptions,
+    pub nodes: Vec<LabNode>,
+    pub etcd: Etcd,
+    pub etcd_ns: Netns,
+    pub router: Router,
+    pub subnet_a: Switch,
+    pub subnet_b: Switch,
+    pub dir: TempDir,
+}
+
+/// A binary of this workspace, next to the running test or program
+/// (`target/<profile>/<name>`).
+pub fn workspace_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    for dir in exe.ancestors().skip(1).take(3) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "{name} is not built next to {} (cargo build -p tabby-agent --bins)",
+        exe.display()
+    )
+}
+
+impl Lab {
+    /// Build the topology, start etcd and an agent on every node, and wait
+    /// until each agent answers on its control socket.
+    pub fn start(tag: &str, opts: LabOptions) -> Result<Lab> {
+        let dir = tempfile::Builder::new().prefix("tabby-lab-").tempdir()?;
+        let subnet_a = Switch::new(&format!("{tag}a"))?;
+        let subnet_b = Switch::new(&format!("{tag}b"))?;
+        let router = Router::new(
+            tag,
+            &[
+                (&subnet_a, "10.200.0.254/24"),
+                (&subnet_b, "10.201.0.254/24"),
+            ],
+        )?;
+        let etcd_ns = Netns::new(&format!("{tag}-etcd"))?;
+        subnet_a.attach(&etcd_ns, "eth0", &format!("{ETCD_ADDR}/24"))?;
+        etcd_ns.ip(&["route", "add", "default", "via", "10.200.0.254"])?;
+        let etcd = Etcd::start_in(&etcd_ns, ETCD_ADDR.into())?;
+        let mut lab = Lab {
+            opts,
+            nodes: Vec::new(),
+            etcd,
+            etcd_ns,
+            router,
+            subnet_a,
+            subnet_b,
+            dir,
+        };
+        for i in 1..=lab.opts.nodes {
+            lab.add_node(tag, i)?;
+        }
+        Ok(lab)
+    }
+
+    /// Create node `i` (1-based) and start its agent.
+    pub fn add_node(&mut self, tag: &str, i: u8) -> Result<()> {
+        let (switch, subnet) = if i <= 2 {
+            (&self.subnet_a, 200)
+        } else {
+            (&self.subnet_b, 201)
+        };
+        let address = Ipv4Addr::new(10, subnet, 0, i);
+        let ns = Netns::new(&format!("{tag}-n{i}"))?;
+        switch.attach(&ns, "eth0", &format!("{address}/24"))?;
+        ns.ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.{subnet}.0.254"),
+        ])?;
+        ns.sysctl("net.ipv4.ip_forward", "1")?;
+        let dir = self.dir.path().join(format!("n{i}"));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        let mut node = LabNode {
+            name: format!("n{i}"),
+            address,
+            prefix_len: 24,
+            agent: None,
+            dir,
+            ns,
+        };
+        self.start_agent(&mut node)?;
+        self.nodes.push(node);
+        Ok(())
+    }
+
+    fn start_agent(&self, node: &mut LabNode) -> Result<()> {
+        let bin = workspace_binary("tabby-node")?;
+        let env: Vec<(String, String)> = [
+            ("NODENAME", node.name.clone()),
+            ("IP", format!("{}/{}", node.address, node.prefix_len)),
+            ("ETCD_ENDPOINTS", self.etcd.endpoint()),
+            ("TABBY_IPV4POOL_CIDR", self.opts.pool.clone()),
+            ("TABBY_IPV4POOL_VXLAN", self.opts.vxlan.clone()),
+            ("TABBY_BGP_HOLD_TIME", self.opts.hold_time.to_string()),
+            ("TABBY_CONTROL_SOCKET", node.socket().display().to_string()),
+            ("TABBY_STATE_DIR", node.dir.display().to_string()),
+            ("TABBY_LOG", "info".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let label = format!("tabby-node-{}", node.name);
+        let agent = Daemon::spawn_env(
+            &label,
+            &node.ns,
+            &bin.to_string_lossy(),
+            &[],
+            &env,
+            &node.dir,
+            vec![],
+        )?;
+        node.agent = Some(agent);
+        let socket = node.socket();
+        let a = node.agent.as_mut().context("agent")?;
+        a.wait_ready(|| {
+            if socket.exists() {
+                Ok(())
+            } else {
+                bail!("{} not there yet", socket.display())
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Run `routectl <args>` against node `i`'s agent.
+    pub fn routectl(&self, i: usize, args: &[&str]) -> Result<String> {
+        let node = self.nodes.get(i).context("no such node")?;
+        let bin = workspace_binary("routectl")?;
+        let socket = node.socket();
+        let mut all = vec!["--socket", socket.to_str().context("socket path")?];
+        all.extend_from_slice(args);
+        crate::run(&bin.to_string_lossy(), &all)
+    }
+
+    /// Wait until every node has every other node's session Established.
+    pub fn wait_mesh(&self, timeout: Duration) -> Result<()> {
+        let want = self.nodes.len().saturating_sub(1);
+        wait_until("the node-to-node mesh", timeout, || {
+            for i in 0..self.nodes.len() {
+                let out = self.routectl(i, &["peers", "-o", "json"])?;
+                let rows: serde_json::Value = serde_json::from_str(&out)?;
+                let up = rows.as_array().map_or(0, |r| {
+                    r.iter().filter(|p| p["state"] == "Established").count()
+                });
+                if up != want {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    /// Stop node `i`'s agent: SIGTERM (graceful) or SIGKILL.
+    pub fn stop_agent(&mut self, i: usize, kill: bool) {
+        if let Some(a) = self.nodes.get_mut(i).and_then(|n| n.agent.as_mut()) {
+            a.stop(if kill {
+                None
+            } else {
+                Some(Duration::from_secs(5))
+            });
+        }
+    }
+
+    /// Start node `i`'s agent again.
+    pub fn restart_agent(&mut self, i: usize) -> Result<()> {
+        let mut node = self.nodes.remove(i);
+        let result = self.start_agent(&mut node);
+        self.nodes.insert(i, node);
+        result
+    }
+}
+
+impl LabNode {
+    /// The agent's control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("tabby-node.sock")
+    }
+
+    /// The agent's log.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join(format!("tabby-node-{}.out", self.name))
+    }
+}
+
+impl Drop for LabNode {
+    fn drop(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            a.stop(Some(Duration::from_secs(3)));
+        }
+    }
+}

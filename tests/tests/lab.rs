@@ -1,0 +1,76 @@
+//! The three-node lab with real tabby-node agents.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use harness::lab::{Lab, LabOptions};
+use harness::{require_live, wait_until};
+use ipam::{AssignArgs, EtcdConfig, EtcdStore, Ipam};
+
+/// Allocate one address for `handle` on `node` through IPAM, from inside a
+/// lab namespace (etcd is only reachable there).
+fn allocate(lab: &Lab, via: usize, node: &str, handle: &str) -> std::net::IpAddr {
+    let endpoint = lab.etcd.endpoint();
+    let (node, handle) = (node.to_string(), handle.to_string());
+    lab.nodes[via]
+        .ns
+        .block_on(move || async move {
+            let store = EtcdStore::connect(&EtcdConfig::new(vec![endpoint]))
+                .await
+                .unwrap();
+            let ipam = Ipam::new(store);
+            let mut args = AssignArgs::new(handle, node);
+            args.num_v4 = 1;
+            ipam.auto_assign(&args).await.unwrap()[0].ip
+        })
+        .unwrap()
+}
+
+#[test]
+fn agents_form_the_mesh_and_distribute_blocks_directly_and_over_vxlan() {
+    if !require_live(
+        "agents_form_the_mesh_and_distribute_blocks_directly_and_over_vxlan",
+        &["ip", "etcd"],
+    ) {
+        return;
+    }
+    let lab = Lab::start("lab", LabOptions::default()).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    let peers = lab.routectl(0, &["peers"]).unwrap();
+    assert!(
+        peers.contains("PEER ADDRESS") && peers.contains("node-to-node mesh"),
+        "{peers}"
+    );
+    assert_eq!(peers.matches("Established").count(), 2, "{peers}");
+
+    // A pod address on n1 claims a block; n2 (same subnet) routes it via n1
+    // directly, n3 (other subnet) through the VXLAN device.
+    let ip = allocate(&lab, 0, "n1", "lab.pod-a");
+    let block = format!(
+        "{}/26",
+        ipnet::Ipv4Net::new(
+            match ip {
+                std::net::IpAddr::V4(a) => a,
+                _ => unreachable!(),
+            },
+            26
+        )
+        .unwrap()
+        .network()
+    );
+    wait_until("n1's block on n2 and n3", Duration::from_secs(20), || {
+        let n2 = lab.nodes[1].ns.ip(&["route", "show", &block])?;
+        let n3 = lab.nodes[2].ns.ip(&["route", "show", &block])?;
+        Ok(n2.contains("via 10.200.0.1 dev eth0")
+            && n3.contains("dev vxlan.tabby")
+            && n3.contains("onlink"))
+    })
+    .unwrap();
+    let n1 = lab.nodes[0].ns.ip(&["route", "show", &block]).unwrap();
+    assert!(
+        n1.contains("blackhole"),
+        "own block is a blackhole on n1: {n1}"
+    );
+    let sent = lab.routectl(0, &["peers", "-o", "json"]).unwrap();
+    assert!(sent.contains("\"prefixes_sent\":1"), "{sent}");
+}
