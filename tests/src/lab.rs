@@ -30,8 +30,9 @@ pub const ETCD_ADDR: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 100);
 pub struct LabOptions {
     pub nodes: u8,
     pub pool: String,
-    /// IPv4 pool VXLAN mode: Never, Always, CrossSubnet.
+    /// IPv4 pool VXLAN and IPIP modes: Never, Always, CrossSubnet.
     pub vxlan: String,
+    pub ipip: String,
     /// BGP hold time of the agents, seconds.
     pub hold_time: u16,
 }
@@ -42,6 +43,7 @@ impl Default for LabOptions {
             nodes: 3,
             pool: "10.0.0.0/16".into(),
             vxlan: "CrossSubnet".into(),
+            ipip: "Never".into(),
             hold_time: 9,
         }
     }
@@ -164,6 +166,7 @@ impl Lab {
             ("ETCD_ENDPOINTS", self.etcd.endpoint()),
             ("TABBY_IPV4POOL_CIDR", self.opts.pool.clone()),
             ("TABBY_IPV4POOL_VXLAN", self.opts.vxlan.clone()),
+            ("TABBY_IPV4POOL_IPIP", self.opts.ipip.clone()),
             ("TABBY_BGP_HOLD_TIME", self.opts.hold_time.to_string()),
             ("TABBY_CONTROL_SOCKET", node.socket().display().to_string()),
             ("TABBY_STATE_DIR", node.dir.display().to_string()),

@@ -74,3 +74,31 @@ fn agents_form_the_mesh_and_distribute_blocks_directly_and_over_vxlan() {
     let sent = lab.routectl(0, &["peers", "-o", "json"]).unwrap();
     assert!(sent.contains("\"prefixes_sent\":1"), "{sent}");
 }
+
+#[test]
+fn an_agent_refuses_to_start_with_an_ipip_pool_on_a_kernel_without_ipip() {
+    if !require_live(
+        "an_agent_refuses_to_start_with_an_ipip_pool_on_a_kernel_without_ipip",
+        &["ip", "etcd"],
+    ) {
+        return;
+    }
+    if agent::dataplane::encap::kernel_has_ipip() {
+        // Nothing to refuse here; the live IPIP test in dataplane_tunnels
+        // covers a kernel that has it.
+        return;
+    }
+    let opts = LabOptions {
+        nodes: 1,
+        vxlan: "Never".into(),
+        ipip: "Always".into(),
+        ..LabOptions::default()
+    };
+    let err = Lab::start("noipip", opts).expect_err("the agent must refuse an IPIP pool");
+    let text = format!("{err:#}");
+    assert!(text.contains("exited"), "the agent exits: {text}");
+    assert!(
+        text.contains("CONFIG_NET_IPIP") && text.contains("default-ipv4-ippool"),
+        "{text}"
+    );
+}

@@ -4,7 +4,19 @@
 use agent::node::{NodeConfig, daemon};
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line, not a backtrace: operators read this in
+            // `kubectl logs`.
+            eprintln!("tabby-node: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cfg = NodeConfig::parse();
     let json = std::env::var("TABBY_LOG_FORMAT").is_ok_and(|f| f == "json");
     let filter = tracing_subscriber::EnvFilter::try_from_env("TABBY_LOG")
