@@ -1,0 +1,130 @@
+//! RIB pipeline benchmark: N routes from an eBGP peer through Adj-RIB-In,
+//! import policy, the decision process (against a second, worse copy of
+//! every route from an iBGP peer), export to an iBGP peer's Adj-RIB-Out
+//! and UPDATE packing. Prints routes/s per stage and, as the reference
+//! measured in the same run, the cost of only decoding the same UPDATEs.
+//!
+//! `cargo run --release -p tabby-bgp --example rib_bench -- 100000`
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use bgp::rib::{DecisionConfig, LocalConfig, PeerConfig, Policy, PrefixSet, Rib};
+use bgp::wire::pack::announce_ipv4;
+use bgp::wire::{
+    AsPath, Context, Families, Family, Ipv4Prefix, Message, Nlri, Origin, PathAttributes, Update,
+    decode, frame,
+};
+
+fn updates(n: u32, path: &[u32], next_hop: Ipv4Addr, ctx: &Context) -> (Vec<u8>, Vec<Update>) {
+    let nlri: Vec<_> = (0..n)
+        .map(|i| Nlri::new(Ipv4Prefix::new(Ipv4Addr::from_bits(0x0a00_0000 | i << 6), 26).unwrap()))
+        .collect();
+    let mut bytes = Vec::new();
+    // Four attribute sets, as from a few origin ASes.
+    for (k, chunk) in nlri.chunks(nlri.len().div_ceil(4).max(1)).enumerate() {
+        let mut p = path.to_vec();
+        p.push(65100 + u32::try_from(k).unwrap());
+        let attrs = PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::sequence(p)),
+            next_hop: Some(next_hop),
+            ..PathAttributes::default()
+        };
+        announce_ipv4(&attrs, chunk, ctx, &mut bytes).unwrap();
+    }
+    (bytes.clone(), decode_all(&bytes, ctx))
+}
+
+fn decode_all(mut bytes: &[u8], ctx: &Context) -> Vec<Update> {
+    let mut out = Vec::new();
+    while let Ok(Some(n)) = frame(bytes, ctx) {
+        if let Ok(r) = decode(&bytes[..n], ctx)
+            && let Message::Update(u) = r.message
+        {
+            out.push(u);
+        }
+        bytes = &bytes[n..];
+    }
+    out
+}
+
+fn main() {
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let ctx = Context {
+        four_octet_as: true,
+        ..Context::default()
+    };
+    let tor: IpAddr = "198.51.100.1".parse().unwrap();
+    let rr: IpAddr = "192.0.2.2".parse().unwrap();
+    let node: IpAddr = "192.0.2.3".parse().unwrap();
+    let mut rib = Rib::new(LocalConfig {
+        asn: 64512,
+        router_id: Ipv4Addr::new(10, 0, 0, 1),
+        cluster_id: None,
+        decision: DecisionConfig::default(),
+    });
+    let mut t = PeerConfig::new(tor, 65001);
+    t.import = Some(Policy::only(
+        PrefixSet::parse(["10.0.0.0/8 le 32"]).unwrap(),
+    ));
+    t.export = Some(Policy::reject_all());
+    rib.set_peer(t);
+    rib.set_peer(PeerConfig::new(rr, 64512));
+    rib.set_peer(PeerConfig::new(node, 64512));
+    let v4 = Families::of(&[Family::Ipv4Unicast]);
+    rib.peer_up(tor, Ipv4Addr::new(10, 9, 9, 9), v4).unwrap();
+    rib.peer_up(rr, Ipv4Addr::new(10, 0, 0, 2), v4).unwrap();
+    rib.peer_up(node, Ipv4Addr::new(10, 0, 0, 3), v4).unwrap();
+
+    let (tor_bytes, tor_updates) = updates(n, &[65001], Ipv4Addr::new(198, 51, 100, 1), &ctx);
+    let (_, rr_updates) = updates(n, &[65001, 65002], Ipv4Addr::new(192, 0, 2, 2), &ctx);
+
+    let t0 = Instant::now();
+    let decoded = decode_all(&tor_bytes, &ctx);
+    let decode_s = t0.elapsed().as_secs_f64();
+    assert_eq!(decoded.len(), tor_updates.len());
+
+    let t0 = Instant::now();
+    let mut changes = 0;
+    for u in &rr_updates {
+        changes += rib.receive(&rr, u).unwrap().len();
+    }
+    for u in &tor_updates {
+        changes += rib.receive(&tor, u).unwrap().len();
+    }
+    let receive_s = t0.elapsed().as_secs_f64();
+    assert_eq!(rib.loc_rib().len(), n as usize);
+
+    let t0 = Instant::now();
+    let out = rib.flush(&node, &ctx).unwrap();
+    let flush_s = t0.elapsed().as_secs_f64();
+    assert_eq!(out.announced, n as usize);
+
+    let routes = f64::from(n) * 2.0;
+    println!("rib_bench: {n} prefixes, 2 paths each ({routes} routes), 4 attribute sets per peer");
+    println!(
+        "  decode only (reference): {:>10.0} routes/s",
+        f64::from(n) / decode_s
+    );
+    println!(
+        "  Adj-RIB-In + import + decision + Adj-RIB-Out: {:>10.0} routes/s ({changes} best-path changes)",
+        routes / receive_s
+    );
+    println!(
+        "  UPDATE generation: {:>10.0} routes/s ({} UPDATEs, {} octets)",
+        f64::from(n) / flush_s,
+        out.messages,
+        out.bytes.len()
+    );
+    println!(
+        "  end to end: {:>10.0} routes/s; ratio to decode only: {:.1}x",
+        routes / (receive_s + flush_s),
+        (receive_s + flush_s) / (decode_s * 2.0)
+    );
+    println!("  attribute sets interned: {}", rib.attribute_sets());
+}

@@ -1,0 +1,250 @@
+//! Adj-RIB-In: the routes one peer advertised, as received (RFC 4271
+//! §3.2, §9), and graceful-restart helper staleness (RFC 4724 §4.2).
+//!
+//! Owns applying a decoded [`Update`] — Withdrawn Routes and NLRI for
+//! IPv4, MP_REACH_NLRI / MP_UNREACH_NLRI for either family (RFC 4760),
+//! ADD-PATH Path Identifiers (RFC 7911) — and answering which routes
+//! changed. It keeps routes before import policy, so a policy change can
+//! be re-applied without a route refresh.
+//!
+//! Graceful restart as helper: when a restarting peer's session goes
+//! down, [`AdjRibIn::mark_stale`] keeps its routes of the families it
+//! preserved, marked stale, until a deadline the caller gives; a route
+//! announced again is no longer stale; [`AdjRibIn::end_of_rib`] flushes
+//! what is still stale in a family; [`AdjRibIn::expire`] flushes all of it
+//! once the caller's clock passes the deadline. This module never reads
+//! a clock.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::wire::{Families, Family, MpReach, MpUnreach, NextHop, Nlri, PathAttributes, Update};
+
+use super::RibError;
+use super::intern::{AttrSet, Interner};
+use super::prefix::IpPrefix;
+
+/// A route's identity within one peer's Adj-RIB-In.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteKey {
+    /// The destination.
+    pub prefix: IpPrefix,
+    /// ADD-PATH Path Identifier; 0 without ADD-PATH.
+    pub path_id: u32,
+}
+
+/// A route as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Interned attributes (no NEXT_HOP, no MP attributes).
+    pub attrs: AttrSet,
+    /// The next hop.
+    pub next_hop: NextHop,
+    /// Kept through the peer's restart, not yet announced again.
+    pub stale: bool,
+}
+
+/// One peer's Adj-RIB-In.
+#[derive(Debug, Default)]
+pub struct AdjRibIn {
+    routes: HashMap<RouteKey, Route>,
+    stale_deadline: Option<Instant>,
+}
+
+impl AdjRibIn {
+    /// An empty Adj-RIB-In.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one UPDATE; returns the routes that were added, replaced
+    /// or removed (a route announced again unchanged is only un-staled).
+    /// An End-of-RIB marker changes nothing here; see
+    /// [`AdjRibIn::end_of_rib`].
+    pub fn apply(
+        &mut self,
+        update: &Update,
+        interner: &mut Interner,
+    ) -> Result<Vec<RouteKey>, RibError> {
+        let a = &update.attributes;
+        let mut changed = Vec::new();
+        let v4 = |n: &Nlri<_>| RouteKey {
+            prefix: IpPrefix::V4(n.prefix),
+            path_id: n.path_id.unwrap_or(0),
+        };
+        let v6 = |n: &Nlri<_>| RouteKey {
+            prefix: IpPrefix::V6(n.prefix),
+            path_id: n.path_id.unwrap_or(0),
+        };
+        for key in update.withdrawn.iter().map(v4) {
+            self.withdraw(key, &mut changed);
+        }
+        match &a.mp_unreach {
+            Some(MpUnreach::Ipv4Unicast(nlri)) => {
+                for key in nlri.iter().map(v4) {
+                    self.withdraw(key, &mut changed);
+                }
+            }
+            Some(MpUnreach::Ipv6Unicast(nlri)) => {
+                for key in nlri.iter().map(v6) {
+                    self.withdraw(key, &mut changed);
+                }
+            }
+            Some(MpUnreach::Other { .. }) | None => {}
+        }
+        let has_mp = matches!(
+            a.mp_reach,
+            Some(MpReach::Ipv4Unicast { .. } | MpReach::Ipv6Unicast { .. })
+        );
+        if update.nlri.is_empty() && !has_mp {
+            return Ok(changed);
+        }
+        let attrs = interner.intern(PathAttributes {
+            next_hop: None,
+            mp_reach: None,
+            mp_unreach: None,
+            ..a.clone()
+        });
+        if !update.nlri.is_empty() {
+            let next_hop = NextHop::V4(a.next_hop.ok_or(RibError::MissingNextHop)?);
+            for key in update.nlri.iter().map(v4) {
+                self.announce(key, &attrs, next_hop, &mut changed);
+            }
+        }
+        match &a.mp_reach {
+            Some(MpReach::Ipv4Unicast { next_hop, nlri }) => {
+                for key in nlri.iter().map(v4) {
+                    self.announce(key, &attrs, *next_hop, &mut changed);
+                }
+            }
+            Some(MpReach::Ipv6Unicast { next_hop, nlri }) => {
+                for key in nlri.iter().map(v6) {
+                    self.announce(key, &attrs, *next_hop, &mut changed);
+                }
+            }
+            Some(MpReach::Other { .. }) | None => {}
+        }
+        Ok(changed)
+    }
+
+    fn withdraw(&mut self, key: RouteKey, changed: &mut Vec<RouteKey>) {
+        if self.routes.remove(&key).is_some() {
+            changed.push(key);
+        }
+    }
+
+    fn announce(
+        &mut self,
+        key: RouteKey,
+        attrs: &AttrSet,
+        next_hop: NextHop,
+        changed: &mut Vec<RouteKey>,
+    ) {
+        let route = Route {
+            attrs: AttrSet::clone(attrs),
+            next_hop,
+            stale: false,
+        };
+        match self.routes.insert(key, route) {
+            Some(old) if AttrSet::ptr_eq(&old.attrs, attrs) && old.next_hop == next_hop => {}
+            _ => changed.push(key),
+        }
+    }
+
+    /// The route for `key`, if any.
+    pub fn route(&self, key: &RouteKey) -> Option<&Route> {
+        self.routes.get(key)
+    }
+
+    /// Every route.
+    pub fn iter(&self) -> impl Iterator<Item = (&RouteKey, &Route)> {
+        self.routes.iter()
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether there are no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Removes every route (the session went down without graceful
+    /// restart); returns them.
+    pub fn clear(&mut self) -> Vec<RouteKey> {
+        self.stale_deadline = None;
+        self.routes.drain().map(|(k, _)| k).collect()
+    }
+
+    /// The peer is restarting (RFC 4724 §4.2): routes of the families in
+    /// `keep` (those whose forwarding state it preserved) are marked stale
+    /// and kept until `deadline`; the others are removed and returned.
+    pub fn mark_stale(&mut self, keep: Families, deadline: Instant) -> Vec<RouteKey> {
+        let mut removed = Vec::new();
+        self.routes.retain(|k, r| {
+            if keep.contains(k.prefix.family()) {
+                r.stale = true;
+                true
+            } else {
+                removed.push(*k);
+                false
+            }
+        });
+        self.stale_deadline = Some(deadline);
+        removed
+    }
+
+    /// Moves the stale deadline (for example to a stale-path timer once
+    /// the session is back, RFC 4724 §4.2).
+    pub fn set_stale_deadline(&mut self, deadline: Instant) {
+        if self.stale_deadline.is_some() {
+            self.stale_deadline = Some(deadline);
+        }
+    }
+
+    /// When [`AdjRibIn::expire`] will flush stale routes, if any are kept.
+    pub fn stale_deadline(&self) -> Option<Instant> {
+        self.stale_deadline
+    }
+
+    /// Number of stale routes.
+    pub fn stale_count(&self) -> usize {
+        self.routes.values().filter(|r| r.stale).count()
+    }
+
+    /// End-of-RIB received for `family` (RFC 4724 §4.2): removes and
+    /// returns the routes of that family still stale.
+    pub fn end_of_rib(&mut self, family: Family) -> Vec<RouteKey> {
+        let removed = self.flush(|k| k.prefix.family() == family);
+        if !self.routes.values().any(|r| r.stale) {
+            self.stale_deadline = None;
+        }
+        removed
+    }
+
+    /// If `now` is at or past the stale deadline, removes and returns every
+    /// stale route (the restart time or stale timer expired).
+    pub fn expire(&mut self, now: Instant) -> Vec<RouteKey> {
+        match self.stale_deadline {
+            Some(d) if now >= d => {
+                self.stale_deadline = None;
+                self.flush(|_| true)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn flush(&mut self, pick: impl Fn(&RouteKey) -> bool) -> Vec<RouteKey> {
+        let mut removed = Vec::new();
+        self.routes.retain(|k, r| {
+            let drop = r.stale && pick(k);
+            if drop {
+                removed.push(*k);
+            }
+            !drop
+        });
+        removed
+    }
+}

@@ -1,0 +1,119 @@
+//! Adj-RIB-Out: per peer, what it was sent and what it still must be
+//! sent (RFC 4271 §3.2, §9.2).
+//!
+//! Owns the record of every route advertised to one peer (after export
+//! rules and policy) and the pending difference between that and what
+//! the Loc-RIB wants the peer to have. Offering the state a peer already
+//! has cancels the pending change, so a flap that ends where it started
+//! produces no UPDATE. It does not encode; [`super::generate`] does.
+
+use std::collections::HashMap;
+
+use crate::wire::NextHop;
+
+use super::intern::AttrSet;
+use super::prefix::IpPrefix;
+
+/// One route as advertised.
+#[derive(Debug, Clone)]
+pub struct Advert {
+    /// Interned attributes, as sent (without NEXT_HOP and MP attributes).
+    pub attrs: AttrSet,
+    /// The next hop sent.
+    pub next_hop: NextHop,
+}
+
+impl PartialEq for Advert {
+    fn eq(&self, other: &Self) -> bool {
+        self.next_hop == other.next_hop
+            && (AttrSet::ptr_eq(&self.attrs, &other.attrs) || self.attrs == other.attrs)
+    }
+}
+
+impl Eq for Advert {}
+
+/// One peer's Adj-RIB-Out.
+#[derive(Debug, Default)]
+pub struct AdjRibOut {
+    sent: HashMap<IpPrefix, Advert>,
+    pending: HashMap<IpPrefix, Option<Advert>>,
+}
+
+impl AdjRibOut {
+    /// An empty Adj-RIB-Out.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The peer should now have `want` for `prefix` (`None`: nothing).
+    pub fn offer(&mut self, prefix: IpPrefix, want: Option<Advert>) {
+        if self.sent.get(&prefix) == want.as_ref() {
+            self.pending.remove(&prefix);
+        } else {
+            self.pending.insert(prefix, want);
+        }
+    }
+
+    /// Number of prefixes with a change not yet sent.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The pending changes (`None`: withdraw), left pending until
+    /// [`AdjRibOut::commit`].
+    pub fn pending(&self) -> Vec<(IpPrefix, Option<Advert>)> {
+        self.pending.iter().map(|(p, a)| (*p, a.clone())).collect()
+    }
+
+    /// Records the pending changes as sent.
+    pub fn commit(&mut self) {
+        for (prefix, advert) in self.pending.drain() {
+            match advert {
+                Some(a) => {
+                    self.sent.insert(prefix, a);
+                }
+                None => {
+                    self.sent.remove(&prefix);
+                }
+            }
+        }
+    }
+
+    /// Takes the pending changes (`None`: withdraw) and records them as
+    /// sent.
+    pub fn take_pending(&mut self) -> Vec<(IpPrefix, Option<Advert>)> {
+        let changes: Vec<_> = self.pending.drain().collect();
+        for (prefix, advert) in &changes {
+            match advert {
+                Some(a) => {
+                    self.sent.insert(*prefix, a.clone());
+                }
+                None => {
+                    self.sent.remove(prefix);
+                }
+            }
+        }
+        changes
+    }
+
+    /// What `prefix` was last sent as.
+    pub fn sent(&self, prefix: &IpPrefix) -> Option<&Advert> {
+        self.sent.get(prefix)
+    }
+
+    /// Number of prefixes advertised.
+    pub fn len(&self) -> usize {
+        self.sent.len()
+    }
+
+    /// Whether nothing is advertised.
+    pub fn is_empty(&self) -> bool {
+        self.sent.is_empty()
+    }
+
+    /// Forgets everything (the session went down: the peer dropped it).
+    pub fn clear(&mut self) {
+        self.sent.clear();
+        self.pending.clear();
+    }
+}

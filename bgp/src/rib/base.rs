@@ -1,0 +1,440 @@
+//! The Routing Information Base as a whole (RFC 4271 §3.2, §9): one
+//! Adj-RIB-In and Adj-RIB-Out per peer around the Loc-RIB, and the API
+//! the speaker drives.
+//!
+//! Owns the flow of §9: an UPDATE is applied to the peer's Adj-RIB-In
+//! (§9.1), each changed route passes the import checks and policy into
+//! the Loc-RIB, where the decision process runs per destination (§9.1.2);
+//! each change of a best path is offered, through export rules and policy,
+//! to every established peer's Adj-RIB-Out (§9.1.3); [`Rib::flush`] packs
+//! what a peer still lacks into UPDATEs (§9.2). Graceful restart as
+//! helper (RFC 4724 §4.2) keeps a restarting peer's routes, stale, until
+//! its End-of-RIB or the deadline the caller passes. Locally originated
+//! routes enter the Loc-RIB directly.
+//!
+//! Single owner: one task holds the `Rib` and calls it; nothing is shared
+//! or locked. Time is only ever an argument.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::wire::{Context, Families, Family, NextHop, PathAttributes, Update};
+
+use super::RibError;
+use super::adj_rib_in::{AdjRibIn, RouteKey};
+use super::adj_rib_out::{AdjRibOut, Advert};
+use super::decision::{IgpCost, ZeroCost};
+use super::export::{LocalConfig, PeerConfig};
+use super::export::{export, import};
+use super::generate::{Outbound, build};
+use super::intern::Interner;
+use super::loc_rib::{BestPathChange, LocRib};
+use super::path::{Path, PeerKind, Source};
+use super::prefix::IpPrefix;
+
+/// One configured peer's state.
+#[derive(Debug)]
+struct Peer {
+    cfg: PeerConfig,
+    source: Arc<Source>,
+    /// Established (its Adj-RIB-Out is live).
+    up: bool,
+    /// Families negotiated on the current session.
+    families: Families,
+    /// Families whose End-of-RIB is still to be sent after the initial
+    /// table.
+    eor_due: Families,
+    adj_in: AdjRibIn,
+    adj_out: AdjRibOut,
+}
+
+/// The RIB.
+pub struct Rib {
+    local: LocalConfig,
+    local_source: Arc<Source>,
+    interner: Interner,
+    loc_rib: LocRib,
+    peers: HashMap<IpAddr, Peer>,
+    igp: Box<dyn IgpCost + Send>,
+}
+
+impl std::fmt::Debug for Rib {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rib")
+            .field("local", &self.local)
+            .field("interned", &self.interner.len())
+            .field("loc_rib", &self.loc_rib.len())
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn source_for(local: &LocalConfig, cfg: &PeerConfig, router_id: Ipv4Addr) -> Source {
+    Source {
+        kind: if cfg.is_external(local) {
+            PeerKind::External
+        } else {
+            PeerKind::Internal
+        },
+        address: cfg.address,
+        router_id,
+        asn: cfg.asn,
+        rr_client: cfg.rr_client,
+    }
+}
+
+impl Rib {
+    /// An empty RIB for this speaker, every next hop at IGP cost 0.
+    pub fn new(local: LocalConfig) -> Self {
+        Self::with_igp(local, Box::new(ZeroCost))
+    }
+
+    /// An empty RIB with an IGP-cost hook (RFC 4271 §9.1.2.2 e).
+    pub fn with_igp(local: LocalConfig, igp: Box<dyn IgpCost + Send>) -> Self {
+        Self {
+            local_source: Arc::new(Source::local(local.router_id, local.asn)),
+            loc_rib: LocRib::new(local.decision),
+            local,
+            interner: Interner::new(),
+            peers: HashMap::new(),
+            igp,
+        }
+    }
+
+    /// This speaker's configuration.
+    pub fn local(&self) -> &LocalConfig {
+        &self.local
+    }
+
+    /// The Loc-RIB.
+    pub fn loc_rib(&self) -> &LocRib {
+        &self.loc_rib
+    }
+
+    /// A peer's Adj-RIB-In.
+    pub fn adj_rib_in(&self, peer: &IpAddr) -> Option<&AdjRibIn> {
+        self.peers.get(peer).map(|p| &p.adj_in)
+    }
+
+    /// A peer's Adj-RIB-Out.
+    pub fn adj_rib_out(&self, peer: &IpAddr) -> Option<&AdjRibOut> {
+        self.peers.get(peer).map(|p| &p.adj_out)
+    }
+
+    /// Distinct attribute sets held.
+    pub fn attribute_sets(&self) -> usize {
+        self.interner.len()
+    }
+
+    /// Drops attribute sets no route uses; returns how many.
+    pub fn purge(&mut self) -> usize {
+        self.interner.purge()
+    }
+
+    /// Adds a peer, or replaces its configuration; a replaced policy is
+    /// applied at once to what the peer sent and what it is sent (soft
+    /// reconfiguration, no session reset). Returns the best-path changes.
+    pub fn set_peer(&mut self, cfg: PeerConfig) -> Vec<BestPathChange> {
+        let address = cfg.address;
+        let Some(peer) = self.peers.get_mut(&address) else {
+            let source = Arc::new(source_for(&self.local, &cfg, Ipv4Addr::UNSPECIFIED));
+            self.peers.insert(
+                address,
+                Peer {
+                    cfg,
+                    source,
+                    up: false,
+                    families: Families::NONE,
+                    eor_due: Families::NONE,
+                    adj_in: AdjRibIn::new(),
+                    adj_out: AdjRibOut::new(),
+                },
+            );
+            return Vec::new();
+        };
+        peer.source = Arc::new(source_for(&self.local, &cfg, peer.source.router_id));
+        peer.cfg = cfg;
+        let keys: Vec<RouteKey> = peer.adj_in.iter().map(|(k, _)| *k).collect();
+        let changes = self.reimport(address, &keys);
+        self.propagate(&changes);
+        self.export_all(address);
+        changes
+    }
+
+    /// Removes a peer and its routes.
+    pub fn remove_peer(&mut self, address: &IpAddr) -> Vec<BestPathChange> {
+        let Some(mut peer) = self.peers.remove(address) else {
+            return Vec::new();
+        };
+        let keys = peer.adj_in.clear();
+        let changes = self.remove_paths(&peer.source, &keys);
+        self.propagate(&changes);
+        changes
+    }
+
+    /// The peer's session is Established with BGP Identifier `router_id`
+    /// and the negotiated `families`: the whole Loc-RIB is offered to its
+    /// Adj-RIB-Out, to be followed by End-of-RIB per family.
+    pub fn peer_up(
+        &mut self,
+        address: IpAddr,
+        router_id: Ipv4Addr,
+        families: Families,
+    ) -> Result<(), RibError> {
+        let local = &self.local;
+        let peer = self
+            .peers
+            .get_mut(&address)
+            .ok_or(RibError::UnknownPeer(address))?;
+        peer.source = Arc::new(source_for(local, &peer.cfg, router_id));
+        peer.up = true;
+        peer.families = families;
+        peer.eor_due = families;
+        peer.adj_out.clear();
+        self.export_all(address);
+        Ok(())
+    }
+
+    /// The peer's session went down. With `graceful` (the peer's preserved
+    /// families and the restart deadline, RFC 4724 §4.2) its routes of
+    /// those families stay, stale; otherwise all of them go.
+    pub fn peer_down(
+        &mut self,
+        address: &IpAddr,
+        graceful: Option<(Families, Instant)>,
+    ) -> Result<Vec<BestPathChange>, RibError> {
+        let peer = self
+            .peers
+            .get_mut(address)
+            .ok_or(RibError::UnknownPeer(*address))?;
+        peer.up = false;
+        peer.adj_out.clear();
+        let removed = match graceful {
+            Some((keep, deadline)) => peer.adj_in.mark_stale(keep, deadline),
+            None => peer.adj_in.clear(),
+        };
+        let source = Arc::clone(&peer.source);
+        let changes = self.remove_paths(&source, &removed);
+        self.propagate(&changes);
+        Ok(changes)
+    }
+
+    /// Applies an UPDATE from the peer (an End-of-RIB flushes that
+    /// family's stale routes); returns the best-path changes.
+    pub fn receive(
+        &mut self,
+        address: &IpAddr,
+        update: &Update,
+    ) -> Result<Vec<BestPathChange>, RibError> {
+        let peer = self
+            .peers
+            .get_mut(address)
+            .ok_or(RibError::UnknownPeer(*address))?;
+        let changes = if let Some(family) = update.end_of_rib_family() {
+            let removed = peer.adj_in.end_of_rib(family);
+            let source = Arc::clone(&peer.source);
+            self.remove_paths(&source, &removed)
+        } else {
+            let keys = peer.adj_in.apply(update, &mut self.interner)?;
+            self.reimport(*address, &keys)
+        };
+        self.propagate(&changes);
+        Ok(changes)
+    }
+
+    /// The earliest stale deadline of any peer: when to call
+    /// [`Rib::expire`].
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .filter_map(|p| p.adj_in.stale_deadline())
+            .min()
+    }
+
+    /// Flushes the stale routes whose deadline is at or before `now`.
+    pub fn expire(&mut self, now: Instant) -> Vec<BestPathChange> {
+        let mut expired = Vec::new();
+        for peer in self.peers.values_mut() {
+            let keys = peer.adj_in.expire(now);
+            if !keys.is_empty() {
+                expired.push((Arc::clone(&peer.source), keys));
+            }
+        }
+        let mut changes = Vec::new();
+        for (source, keys) in expired {
+            changes.extend(self.remove_paths(&source, &keys));
+        }
+        self.propagate(&changes);
+        changes
+    }
+
+    /// Originates `prefix` with `attrs` (NEXT_HOP and MP attributes are
+    /// ignored; `next_hop` is used) or replaces our earlier route for it.
+    pub fn originate(
+        &mut self,
+        prefix: IpPrefix,
+        attrs: PathAttributes,
+        next_hop: NextHop,
+    ) -> Vec<BestPathChange> {
+        let attrs = self.interner.intern(PathAttributes {
+            next_hop: None,
+            mp_reach: None,
+            mp_unreach: None,
+            ..attrs
+        });
+        let path = Path {
+            source: Arc::clone(&self.local_source),
+            path_id: 0,
+            next_hop,
+            attrs,
+        };
+        let changes: Vec<_> = self
+            .loc_rib
+            .upsert(prefix, path, &*self.igp)
+            .into_iter()
+            .collect();
+        self.propagate(&changes);
+        changes
+    }
+
+    /// Withdraws our route for `prefix`.
+    pub fn withdraw(&mut self, prefix: IpPrefix) -> Vec<BestPathChange> {
+        let changes: Vec<_> = self
+            .loc_rib
+            .remove(prefix, &self.local_source, 0, &*self.igp)
+            .into_iter()
+            .collect();
+        self.propagate(&changes);
+        changes
+    }
+
+    /// Re-runs the decision process everywhere (the IGP costs changed).
+    pub fn reselect(&mut self) -> Vec<BestPathChange> {
+        let changes = self.loc_rib.reselect_all(&*self.igp);
+        self.propagate(&changes);
+        changes
+    }
+
+    /// Replaces the IGP-cost hook and re-runs the decision process.
+    pub fn set_igp(&mut self, igp: Box<dyn IgpCost + Send>) -> Vec<BestPathChange> {
+        self.igp = igp;
+        self.reselect()
+    }
+
+    /// Packs what `peer` still must be sent into UPDATEs for its session
+    /// `ctx`, then End-of-RIB for each negotiated family once the initial
+    /// table is out. The Adj-RIB-Out records it as sent only on success.
+    pub fn flush(&mut self, address: &IpAddr, ctx: &Context) -> Result<Outbound, RibError> {
+        let peer = self
+            .peers
+            .get_mut(address)
+            .ok_or(RibError::UnknownPeer(*address))?;
+        if !peer.up {
+            return Ok(Outbound::default());
+        }
+        let eor: Vec<Family> = Family::ALL
+            .into_iter()
+            .filter(|f| peer.eor_due.contains(*f))
+            .collect();
+        let out = build(peer.adj_out.pending(), &eor, ctx)?;
+        peer.adj_out.commit();
+        peer.eor_due = Families::NONE;
+        Ok(out)
+    }
+
+    /// Imports the Adj-RIB-In routes `keys` of `address` into the Loc-RIB
+    /// (present and accepted: upsert; otherwise: remove).
+    fn reimport(&mut self, address: IpAddr, keys: &[RouteKey]) -> Vec<BestPathChange> {
+        let Some(peer) = self.peers.get(&address) else {
+            return Vec::new();
+        };
+        let mut changes = Vec::new();
+        for key in keys {
+            let accepted = peer.adj_in.route(key).and_then(|r| {
+                import(&self.local, &peer.cfg, &key.prefix, &r.attrs, r.next_hop).map(
+                    |(attrs, next_hop)| {
+                        let attrs = match attrs {
+                            Cow::Borrowed(_) => Arc::clone(&r.attrs),
+                            Cow::Owned(a) => self.interner.intern(a),
+                        };
+                        Path {
+                            source: Arc::clone(&peer.source),
+                            path_id: key.path_id,
+                            next_hop,
+                            attrs,
+                        }
+                    },
+                )
+            });
+            let change = match accepted {
+                Some(path) => self.loc_rib.upsert(key.prefix, path, &*self.igp),
+                None => self
+                    .loc_rib
+                    .remove(key.prefix, &peer.source, key.path_id, &*self.igp),
+            };
+            changes.extend(change);
+        }
+        changes
+    }
+
+    fn remove_paths(&mut self, source: &Source, keys: &[RouteKey]) -> Vec<BestPathChange> {
+        keys.iter()
+            .filter_map(|k| self.loc_rib.remove(k.prefix, source, k.path_id, &*self.igp))
+            .collect()
+    }
+
+    /// The advert `peer` should have for `prefix`, given its best paths.
+    fn advert_for(
+        local: &LocalConfig,
+        interner: &mut Interner,
+        peer: &Peer,
+        prefix: &IpPrefix,
+        best: &[Path],
+    ) -> Option<Advert> {
+        let path = best.first()?;
+        if !peer.families.contains(prefix.family()) {
+            return None;
+        }
+        let (attrs, next_hop) = export(local, prefix, path, &peer.cfg)?;
+        let attrs = match attrs {
+            Cow::Borrowed(_) => Arc::clone(&path.attrs),
+            Cow::Owned(a) => interner.intern(a),
+        };
+        Some(Advert { attrs, next_hop })
+    }
+
+    /// Offers best-path changes to every established peer.
+    fn propagate(&mut self, changes: &[BestPathChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        for peer in self.peers.values_mut().filter(|p| p.up) {
+            for c in changes {
+                let advert =
+                    Self::advert_for(&self.local, &mut self.interner, peer, &c.prefix, &c.best);
+                peer.adj_out.offer(c.prefix, advert);
+            }
+        }
+    }
+
+    /// Offers the whole Loc-RIB to one peer (session up, policy change).
+    fn export_all(&mut self, address: IpAddr) {
+        let Some(peer) = self.peers.get_mut(&address).filter(|p| p.up) else {
+            return;
+        };
+        let known: Vec<IpPrefix> = self.loc_rib.iter_best().map(|(p, _)| p).collect();
+        for prefix in known {
+            let advert = Self::advert_for(
+                &self.local,
+                &mut self.interner,
+                peer,
+                &prefix,
+                self.loc_rib.best(&prefix),
+            );
+            peer.adj_out.offer(prefix, advert);
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! UPDATE generation: Adj-RIB-Out changes packed into the fewest UPDATEs
+//! (RFC 4271 §9.2), and End-of-RIB markers (RFC 4724 §2).
+//!
+//! Owns grouping: announcements that share one interned attribute set and
+//! one next hop go together through [`crate::wire::pack`], which fills
+//! each UPDATE up to the negotiated maximum size; withdrawals are packed
+//! the same way; End-of-RIB follows for each family asked for. The order
+//! on the wire is withdrawals, then announcements, then End-of-RIB, each
+//! sorted by prefix so that the output does not depend on hash order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::wire::pack::{announce_ipv4, announce_ipv6, withdraw_ipv4, withdraw_ipv6};
+use crate::wire::{
+    Context, Family, Ipv4Prefix, Ipv6Prefix, Message, NextHop, Nlri, PathAttributes, Update,
+    decode, encode, frame,
+};
+
+use super::RibError;
+use super::adj_rib_out::Advert;
+use super::intern::AttrSet;
+use super::prefix::IpPrefix;
+
+/// Encoded UPDATEs for one peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outbound {
+    /// The messages, back to back, encoded with the peer's [`Context`]:
+    /// what goes on the socket.
+    pub bytes: Vec<u8>,
+    /// How many messages `bytes` holds.
+    pub messages: usize,
+    /// Prefixes announced.
+    pub announced: usize,
+    /// Prefixes withdrawn.
+    pub withdrawn: usize,
+}
+
+impl Outbound {
+    /// Whether there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    /// The same messages as typed UPDATEs (read back with the peer's view
+    /// of `ctx`), for a sender that takes [`Update`] values.
+    pub fn updates(&self, ctx: &Context) -> Result<Vec<Update>, RibError> {
+        let peer_view = ctx.mirror();
+        let mut out = Vec::with_capacity(self.messages);
+        let mut rest = self.bytes.as_slice();
+        while !rest.is_empty() {
+            let n = frame(rest, &peer_view)
+                .map_err(|e| RibError::Repack(Some(e)))?
+                .ok_or(RibError::Repack(None))?;
+            let (msg, tail) = rest.split_at_checked(n).ok_or(RibError::Repack(None))?;
+            let received = decode(msg, &peer_view).map_err(|e| RibError::Repack(Some(e)))?;
+            match received.message {
+                Message::Update(u) if received.errors.is_empty() => out.push(u),
+                _ => return Err(RibError::Repack(None)),
+            }
+            rest = tail;
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Default)]
+struct Group {
+    v4: Vec<Nlri<Ipv4Prefix>>,
+    v6: Vec<Nlri<Ipv6Prefix>>,
+}
+
+/// Packs `changes` (`None`: withdraw) and then an End-of-RIB for each of
+/// `end_of_rib` into UPDATEs for a session with `ctx`.
+pub fn build(
+    mut changes: Vec<(IpPrefix, Option<Advert>)>,
+    end_of_rib: &[Family],
+    ctx: &Context,
+) -> Result<Outbound, RibError> {
+    changes.sort_unstable_by_key(|(p, _)| *p);
+    let mut out = Outbound::default();
+    let (mut w4, mut w6) = (Vec::new(), Vec::new());
+    let mut order: Vec<(AttrSet, NextHop)> = Vec::new();
+    let mut groups: HashMap<(*const PathAttributes, NextHop), Group> = HashMap::new();
+    for (prefix, advert) in changes {
+        match advert {
+            None => match prefix {
+                IpPrefix::V4(p) => w4.push(Nlri::new(p)),
+                IpPrefix::V6(p) => w6.push(Nlri::new(p)),
+            },
+            Some(a) => {
+                let group = groups
+                    .entry((Arc::as_ptr(&a.attrs), a.next_hop))
+                    .or_insert_with(|| {
+                        order.push((AttrSet::clone(&a.attrs), a.next_hop));
+                        Group::default()
+                    });
+                match prefix {
+                    IpPrefix::V4(p) => group.v4.push(Nlri::new(p)),
+                    IpPrefix::V6(p) => group.v6.push(Nlri::new(p)),
+                }
+            }
+        }
+    }
+    out.withdrawn = w4.len() + w6.len();
+    if !w4.is_empty() {
+        out.messages += withdraw_ipv4(&w4, ctx, &mut out.bytes)?;
+    }
+    if !w6.is_empty() {
+        out.messages += withdraw_ipv6(&w6, ctx, &mut out.bytes)?;
+    }
+    for (attrs, next_hop) in order {
+        let Some(group) = groups.remove(&(Arc::as_ptr(&attrs), next_hop)) else {
+            continue;
+        };
+        out.announced += group.v4.len() + group.v6.len();
+        if !group.v4.is_empty() {
+            let NextHop::V4(nh) = next_hop else {
+                return Err(RibError::NextHopFamily(Family::Ipv4Unicast));
+            };
+            let with_nh = PathAttributes {
+                next_hop: Some(nh),
+                ..PathAttributes::clone(&attrs)
+            };
+            out.messages += announce_ipv4(&with_nh, &group.v4, ctx, &mut out.bytes)?;
+        }
+        if !group.v6.is_empty() {
+            if !matches!(next_hop, NextHop::V6 { .. }) {
+                return Err(RibError::NextHopFamily(Family::Ipv6Unicast));
+            }
+            out.messages += announce_ipv6(&attrs, next_hop, &group.v6, ctx, &mut out.bytes)?;
+        }
+    }
+    for family in end_of_rib {
+        let eor = Message::Update(Update::end_of_rib(*family));
+        encode(&eor, ctx, &mut out.bytes)?;
+        out.messages += 1;
+    }
+    Ok(out)
+}

@@ -1,0 +1,195 @@
+//! Loc-RIB: for each destination, every usable path (after import policy)
+//! and the ones the decision process selected (RFC 4271 §3.2, §9.1.2).
+//!
+//! Owns the candidate paths per prefix — from every peer's Adj-RIB-In and
+//! from local origination — and reports each change of the selected
+//! path(s) as a [`BestPathChange`]: the stream the agent's dataplane
+//! follows and the input of every peer's Adj-RIB-Out. It does not apply
+//! policy and does not know peers beyond a path's [`Source`].
+
+use std::collections::HashMap;
+
+use super::decision::{Candidates, DecisionConfig, IgpCost};
+use super::path::{Path, Source};
+use super::prefix::IpPrefix;
+
+/// How a destination's selection changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// The destination had no best path and now has one.
+    Added,
+    /// The best path, its attributes, or the multipath set changed.
+    Changed,
+    /// The destination has no best path any more.
+    Removed,
+}
+
+/// A change of a destination's selected path(s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BestPathChange {
+    /// The destination.
+    pub prefix: IpPrefix,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The selected paths now, best first (several with multipath);
+    /// empty when removed.
+    pub best: Vec<Path>,
+}
+
+#[derive(Debug, Default)]
+struct Destination {
+    /// All candidate paths; `paths[..selected]` is the selection, best
+    /// first.
+    paths: Vec<Path>,
+    selected: usize,
+}
+
+/// The Loc-RIB.
+#[derive(Debug, Default)]
+pub struct LocRib {
+    dests: HashMap<IpPrefix, Destination>,
+    cfg: DecisionConfig,
+}
+
+fn same(path: &Path, source: &Source, path_id: u32) -> bool {
+    path.path_id == path_id
+        && path.source.kind == source.kind
+        && path.source.address == source.address
+}
+
+impl LocRib {
+    /// An empty Loc-RIB selecting with `cfg`.
+    pub fn new(cfg: DecisionConfig) -> Self {
+        Self {
+            dests: HashMap::new(),
+            cfg,
+        }
+    }
+
+    /// The decision options.
+    pub fn config(&self) -> &DecisionConfig {
+        &self.cfg
+    }
+
+    /// Adds `path` for `prefix`, replacing the path with the same source
+    /// and Path Identifier; returns the selection change, if any.
+    pub fn upsert(
+        &mut self,
+        prefix: IpPrefix,
+        path: Path,
+        igp: &dyn IgpCost,
+    ) -> Option<BestPathChange> {
+        let dest = self.dests.entry(prefix).or_default();
+        let old = dest.paths.get(..dest.selected).unwrap_or(&[]).to_vec();
+        match dest
+            .paths
+            .iter_mut()
+            .find(|p| same(p, &path.source, path.path_id))
+        {
+            Some(slot) => *slot = path,
+            None => dest.paths.push(path),
+        }
+        Self::reselect(prefix, dest, old, &self.cfg, igp)
+    }
+
+    /// Removes the path of `source` with `path_id` for `prefix`; returns
+    /// the selection change, if any.
+    pub fn remove(
+        &mut self,
+        prefix: IpPrefix,
+        source: &Source,
+        path_id: u32,
+        igp: &dyn IgpCost,
+    ) -> Option<BestPathChange> {
+        let dest = self.dests.get_mut(&prefix)?;
+        let at = dest.paths.iter().position(|p| same(p, source, path_id))?;
+        let old = dest.paths.get(..dest.selected).unwrap_or(&[]).to_vec();
+        dest.paths.remove(at);
+        dest.selected = dest.selected.min(dest.paths.len());
+        let change = Self::reselect(prefix, dest, old, &self.cfg, igp);
+        if dest.paths.is_empty() {
+            self.dests.remove(&prefix);
+        }
+        change
+    }
+
+    /// Runs the decision process again for every destination (after the
+    /// IGP costs changed); returns the changes.
+    pub fn reselect_all(&mut self, igp: &dyn IgpCost) -> Vec<BestPathChange> {
+        let cfg = self.cfg;
+        self.dests
+            .iter_mut()
+            .filter_map(|(prefix, dest)| {
+                let old = dest.paths.get(..dest.selected).unwrap_or(&[]).to_vec();
+                Self::reselect(*prefix, dest, old, &cfg, igp)
+            })
+            .collect()
+    }
+
+    fn reselect(
+        prefix: IpPrefix,
+        dest: &mut Destination,
+        old: Vec<Path>,
+        cfg: &DecisionConfig,
+        igp: &dyn IgpCost,
+    ) -> Option<BestPathChange> {
+        let selection = Candidates::new(&dest.paths, cfg, igp).select(cfg);
+        let mut rest: Vec<Option<Path>> = std::mem::take(&mut dest.paths)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut paths: Vec<Path> = selection
+            .multipath
+            .iter()
+            .filter_map(|i| rest.get_mut(*i).and_then(Option::take))
+            .collect();
+        dest.selected = paths.len();
+        paths.extend(rest.into_iter().flatten());
+        dest.paths = paths;
+        let new = dest.paths.get(..dest.selected).unwrap_or(&[]);
+        let kind = match (old.is_empty(), new.is_empty()) {
+            _ if old.as_slice() == new => return None,
+            (true, _) => ChangeKind::Added,
+            (false, true) => ChangeKind::Removed,
+            (false, false) => ChangeKind::Changed,
+        };
+        Some(BestPathChange {
+            prefix,
+            kind,
+            best: new.to_vec(),
+        })
+    }
+
+    /// The selected paths for `prefix`, best first; empty if none.
+    pub fn best(&self, prefix: &IpPrefix) -> &[Path] {
+        self.dests
+            .get(prefix)
+            .and_then(|d| d.paths.get(..d.selected))
+            .unwrap_or(&[])
+    }
+
+    /// Every candidate path for `prefix`, selected ones first.
+    pub fn paths(&self, prefix: &IpPrefix) -> &[Path] {
+        self.dests.get(prefix).map_or(&[], |d| d.paths.as_slice())
+    }
+
+    /// Every destination with a selection, and its selected paths.
+    pub fn iter_best(&self) -> impl Iterator<Item = (IpPrefix, &[Path])> {
+        self.dests.iter().filter_map(|(p, d)| {
+            d.paths
+                .get(..d.selected)
+                .filter(|s| !s.is_empty())
+                .map(|s| (*p, s))
+        })
+    }
+
+    /// Number of destinations holding any path.
+    pub fn len(&self) -> usize {
+        self.dests.len()
+    }
+
+    /// Whether no destination holds a path.
+    pub fn is_empty(&self) -> bool {
+        self.dests.is_empty()
+    }
+}
