@@ -4,5 +4,7 @@
 //! CNI plugin and `routectl` are built on top of it and of the `bgp` and
 //! `ipam` libraries; dependencies flow only from this crate to those.
 
+pub mod cni;
 pub mod dataplane;
 pub mod node;
+pub mod resources;

@@ -12,7 +12,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::Command;
 
 use bgp::wire::capability::AddPathMode;
@@ -309,9 +308,13 @@ fn tshark_agrees_with_our_encoder() {
         assert_eq!(&decode(&out, &ctx.mirror()).unwrap().message, m);
         encoded.push(out);
     }
-    let dir = tempdir();
-    let dump = dir.join("messages.txt");
-    let pcap = dir.join("messages.pcap");
+    // Removed when the test ends, passed or failed.
+    let dir = tempfile::Builder::new()
+        .prefix("tabby-tshark-")
+        .tempdir()
+        .unwrap();
+    let dump = dir.path().join("messages.txt");
+    let pcap = dir.path().join("messages.pcap");
     std::fs::write(&dump, hexdump(&encoded)).unwrap();
     let st = Command::new("text2pcap")
         .args(["-q", "-T", "40000,179"])
@@ -370,11 +373,4 @@ fn tshark_agrees_with_our_encoder() {
         let want = expected(m, ctx, encoded[i].len());
         assert_eq!(got, want, "message {i}: {m:?}\nexpert: {expert:?}");
     }
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tabby-tshark-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    assert!(Path::new(&dir).is_dir());
-    dir
 }

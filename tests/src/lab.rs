@@ -12,8 +12,9 @@
 //! the lab's temp dir. Dropping the lab stops every agent by PID, then
 //! etcd, then removes the namespaces.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -49,12 +50,22 @@ impl Default for LabOptions {
     }
 }
 
-/// One lab node.
+/// A pod made through tabby-cni.
+#[derive(Debug)]
+pub struct Pod {
+    pub name: String,
+    pub container: String,
+    pub ip: IpAddr,
+    pub ns: Netns,
+}
+
+/// One lab node. Field order is drop order: pods, the agent, the node.
 #[derive(Debug)]
 pub struct LabNode {
     pub name: String,
     pub address: Ipv4Addr,
     pub prefix_len: u8,
+    pub pods: Vec<Pod>,
     agent: Option<Daemon>,
     pub dir: PathBuf,
     pub ns: Netns,
@@ -94,7 +105,9 @@ impl Lab {
     /// Build the topology, start etcd and an agent on every node, and wait
     /// until each agent answers on its control socket.
     pub fn start(tag: &str, opts: LabOptions) -> Result<Lab> {
-        let dir = tempfile::Builder::new().prefix("tabby-lab-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tabby-lab-{}-", std::process::id()))
+            .tempdir()?;
         let subnet_a = Switch::new(&format!("{tag}a"))?;
         let subnet_b = Switch::new(&format!("{tag}b"))?;
         let router = Router::new(
@@ -149,6 +162,7 @@ impl Lab {
             name: format!("n{i}"),
             address,
             prefix_len: 24,
+            pods: Vec::new(),
             agent: None,
             dir,
             ns,
@@ -206,6 +220,122 @@ impl Lab {
         let mut all = vec!["--socket", socket.to_str().context("socket path")?];
         all.extend_from_slice(args);
         crate::run(&bin.to_string_lossy(), &all)
+    }
+
+    /// The plugin config containerd would pass for the `tabby` network.
+    fn cni_config(&self, node: &LabNode) -> serde_json::Value {
+        serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": "k8s-pod-network",
+            "type": "tabby",
+            "etcd_endpoints": self.etcd.endpoint(),
+            "nodename": node.name,
+            "ipam_lock_file": node.dir.join("cni.lock"),
+            "node_wait_seconds": 10,
+            "ipam": {"type": "tabby-ipam"},
+        })
+    }
+
+    /// A CNI_PATH with `tabby` and `tabby-ipam` (the one binary, installed
+    /// under both names, as the DaemonSet's installer does).
+    fn cni_path(&self) -> Result<PathBuf> {
+        let dir = self.dir.path().join("cni-bin");
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)?;
+            let bin = workspace_binary("tabby-cni")?;
+            for name in ["tabby", "tabby-ipam"] {
+                std::os::unix::fs::symlink(&bin, dir.join(name))?;
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Run tabby-cni `command` for `pod` on node `i`, as containerd does;
+    /// its stdout (the result or the CNI error JSON).
+    pub fn cni(
+        &self,
+        i: usize,
+        command: &str,
+        pod: &str,
+        container: &str,
+        netns: &Netns,
+    ) -> Result<serde_json::Value> {
+        use std::io::Write;
+        let node = self.nodes.get(i).context("no such node")?;
+        let path = self.cni_path()?;
+        let mut child = node
+            .ns
+            .command(&path.join("tabby").to_string_lossy())
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", container)
+            .env("CNI_NETNS", netns.path())
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", format!("{}:/usr/lib/cni", path.display()))
+            .env(
+                "CNI_ARGS",
+                format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod};K8S_POD_INFRA_CONTAINER_ID={container}"),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(&serde_json::to_vec(&self.cni_config(node))?)?;
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            bail!(
+                "tabby-cni {command} {pod} on {} failed: {text} {}",
+                node.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+
+    /// Create pod `name` on node `i` through tabby-cni ADD; its address.
+    pub fn add_pod(&mut self, i: usize, name: &str) -> Result<IpAddr> {
+        let ns = Netns::new(&format!("pod-{name}"))?;
+        let container = format!("c-{name}");
+        let result = self.cni(i, "ADD", name, &container, &ns)?;
+        let ip: ipnet::IpNet = result["ips"][0]["address"]
+            .as_str()
+            .context("no ips in the CNI result")?
+            .parse()?;
+        let node = self.nodes.get_mut(i).context("no such node")?;
+        node.pods.push(Pod {
+            name: name.into(),
+            container,
+            ip: ip.addr(),
+            ns,
+        });
+        Ok(ip.addr())
+    }
+
+    /// Every pod pinging every other pod once: (from, to, reached).
+    pub fn ping_matrix(&self) -> Vec<(String, String, bool)> {
+        let pods: Vec<&Pod> = self.nodes.iter().flat_map(|n| n.pods.iter()).collect();
+        let mut out = Vec::new();
+        for from in &pods {
+            for to in &pods {
+                if from.name == to.name {
+                    continue;
+                }
+                let ok = from
+                    .ns
+                    .exec("ping", &["-c", "1", "-W", "2", &to.ip.to_string()])
+                    .is_ok();
+                out.push((from.name.clone(), to.name.clone(), ok));
+            }
+        }
+        out
     }
 
     /// Wait until every node has every other node's session Established.

@@ -170,6 +170,32 @@ fn remove(name: &str) {
     }
 }
 
+/// Remove every namespace process `pid` created (killing what runs in
+/// them), its etcd data under /dev/shm and its lab dirs under the temp dir.
+/// For a program interrupted before its guards could drop.
+pub fn remove_everything_of(pid: u32) {
+    if let Ok(list) = crate::run("ip", &["netns", "list"]) {
+        for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+            if owner_pid(name) == Some(pid) {
+                remove(name);
+            }
+        }
+    }
+    let prefixes = [
+        (PathBuf::from("/dev/shm"), format!("tabby-etcd-{pid}-")),
+        (std::env::temp_dir(), format!("tabby-lab-{pid}-")),
+    ];
+    for (dir, prefix) in prefixes {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+}
+
 /// Delete `tb-*` namespaces whose creating process no longer exists.
 fn sweep_stale() {
     let Ok(list) = crate::run("ip", &["netns", "list"]) else {

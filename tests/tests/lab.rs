@@ -102,3 +102,31 @@ fn an_agent_refuses_to_start_with_an_ipip_pool_on_a_kernel_without_ipip() {
         "{text}"
     );
 }
+
+#[test]
+fn every_pod_reaches_every_other_pod_across_both_subnets() {
+    if !require_live(
+        "every_pod_reaches_every_other_pod_across_both_subnets",
+        &["ip", "ping", "etcd"],
+    ) {
+        return;
+    }
+    let mut lab = Lab::start("ping", LabOptions::default()).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    for i in 0..3 {
+        for pod in ["a", "b"] {
+            lab.add_pod(i, &format!("n{}{pod}", i + 1)).unwrap();
+        }
+    }
+    let mut last = Vec::new();
+    let all = wait_until("the full ping matrix", Duration::from_secs(30), || {
+        last = lab.ping_matrix();
+        Ok(last.iter().all(|(_, _, ok)| *ok))
+    });
+    assert!(
+        all.is_ok(),
+        "unreachable: {:?}",
+        last.iter().filter(|(_, _, ok)| !ok).collect::<Vec<_>>()
+    );
+    assert_eq!(last.len(), 30, "6 pods, each to 5 others");
+}

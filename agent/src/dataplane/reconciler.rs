@@ -15,17 +15,32 @@ use rtnetlink::constants::RTMGRP_LINK;
 use rtnetlink::sys::protocols::NETLINK_ROUTE;
 use rtnetlink::sys::{Socket, SocketAddr};
 
-use super::route::{Plan, RouteSet};
+use ipnet::IpNet;
+
+use super::route::{Plan, RouteSet, Target};
 use super::route_table::{ApplyReport, Change, RouteTable, RouteTableError};
 
+/// Routes the reconciler must never delete even when they are not wanted
+/// (see [`RouteReconciler::protect`]).
+pub type Protected = Box<dyn Fn(&IpNet, &Target) -> bool + Send>;
+
 /// The reconciler for one network namespace's main table.
-#[derive(Debug)]
 pub struct RouteReconciler {
     table: RouteTable,
     /// What the kernel holds of ours, as far as we know.
     known: RouteSet,
     /// What we want.
     desired: RouteSet,
+    protected: Option<Protected>,
+}
+
+impl std::fmt::Debug for RouteReconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteReconciler")
+            .field("known", &self.known.len())
+            .field("desired", &self.desired.len())
+            .finish()
+    }
 }
 
 impl RouteReconciler {
@@ -38,7 +53,17 @@ impl RouteReconciler {
             table,
             known,
             desired: RouteSet::new(),
+            protected: None,
         })
+    }
+
+    /// Never delete routes for which `keep` holds, wanted or not. The node
+    /// protects pod routes on live workload interfaces: tabby-cni installs
+    /// them before the agent hears of the pod, and they vanish with their
+    /// interface when the pod goes.
+    pub fn protect(mut self, keep: impl Fn(&IpNet, &Target) -> bool + Send + 'static) -> Self {
+        self.protected = Some(Box::new(keep));
+        self
     }
 
     /// The routes tabby owns in the kernel, as last seen or changed.
@@ -61,7 +86,10 @@ impl RouteReconciler {
     }
 
     fn converge(&mut self) -> Result<ApplyReport, RouteTableError> {
-        let plan = Plan::between(&self.desired, &self.known);
+        let mut plan = Plan::between(&self.desired, &self.known);
+        if let Some(keep) = &self.protected {
+            plan.delete.retain(|(dst, target)| !keep(dst, target));
+        }
         if plan.is_empty() {
             return Ok(ApplyReport::default());
         }

@@ -23,7 +23,7 @@ use super::registration::{nodes, register};
 use super::routes::{Inputs, Learned, desired};
 use crate::dataplane::autodetect::{Method, choose, host_addresses, source_for};
 use crate::dataplane::encap::{LocalLinks, check_kernel_support, kernel_has_ipip};
-use crate::dataplane::reconciler::{RouteCommand, RouteReconciler};
+use crate::dataplane::reconciler::{RoundOutcome, RouteCommand, RouteReconciler};
 use crate::dataplane::route::{RouteSet, Target};
 use crate::dataplane::route_table::RouteTable;
 use crate::dataplane::veth::link_index;
@@ -137,16 +137,36 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     // The dataplane thread: adopts what a previous run left, then serves.
     let (routes_tx, routes_rx) = std::sync::mpsc::channel();
     let resync = Duration::from_secs(30);
-    std::thread::Builder::new().name("dataplane".into()).spawn(
-        move || match RouteReconciler::start() {
-            Ok(r) => {
-                if let Err(e) = r.serve(&routes_rx, resync, |_| {}) {
-                    tracing::error!("dataplane stopped: {e}");
+    // Pod routes on live workload interfaces are tabby-cni's until the pod
+    // goes (they vanish with the interface): never delete them, even when a
+    // resync runs before this agent has heard of the pod.
+    let prefix = cfg.interface_prefix.clone();
+    let workload = move |_: &IpNet, t: &Target| matches!(t, Target::Device { ifindex } if is_workload(*ifindex, &prefix));
+    std::thread::Builder::new()
+        .name("dataplane".into())
+        .spawn(
+            move || match RouteReconciler::start().map(|r| r.protect(workload)) {
+                Ok(r) => {
+                    let log = |outcome: RoundOutcome| match outcome {
+                        RoundOutcome::Applied(r) | RoundOutcome::Resynced(r) if r.requests > 0 => {
+                            tracing::info!(
+                                added = r.added,
+                                replaced = r.replaced,
+                                deleted = r.deleted,
+                                failed = r.failed.len(),
+                                "routes programmed"
+                            )
+                        }
+                        RoundOutcome::Failed(e) => tracing::warn!("dataplane round failed: {e}"),
+                        _ => {}
+                    };
+                    if let Err(e) = r.serve(&routes_rx, resync, log) {
+                        tracing::error!("dataplane stopped: {e}");
+                    }
                 }
-            }
-            Err(e) => tracing::error!("dataplane: {e}"),
-        },
-    )?;
+                Err(e) => tracing::error!("dataplane: {e}"),
+            },
+        )?;
 
     let (view, view_rx) = watch::channel(View::default());
     spawn_control(&cfg, view_rx)?;

@@ -1,6 +1,7 @@
 //! This node's Node resource in the datastore, and reading everyone's.
 //!
-//! Stored as Calico v3 JSON under `/tabby/v1/nodes/<name>`:
+//! Stored as Calico v3 JSON ([`crate::resources::Node`]) under
+//! `/tabby/v1/nodes/<name>`:
 //! `{"apiVersion":"projectcalico.org/v3","kind":"Node","metadata":{"name":…},
 //!   "spec":{"bgp":{"ipv4Address":"10.200.0.1/24","asNumber":64512},
 //!   "ipv4VXLANTunnelAddr":"10.0.1.0","vxlanTunnelMACAddr":"66:…"}}`.
@@ -11,67 +12,9 @@ use std::net::Ipv4Addr;
 use ipam::Datastore;
 use ipam::store::{Compare, Op, TxnOutcome};
 use ipnet::Ipv4Net;
-use serde::{Deserialize, Serialize};
 
 use super::cluster::NodeInfo;
-
-/// Where Node resources live.
-pub const NODES: &str = "/tabby/v1/nodes/";
-
-/// The key of node `name`'s resource.
-pub fn node_key(name: &str) -> String {
-    format!("{NODES}{name}")
-}
-
-/// A Node resource (the fields tabby reads and writes; others are kept).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeResource {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    pub spec: NodeSpec,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bgp: Option<NodeBgpSpec>,
-    #[serde(
-        default,
-        rename = "ipv4VXLANTunnelAddr",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub ipv4_vxlan_tunnel_addr: Option<String>,
-    #[serde(
-        default,
-        rename = "vxlanTunnelMACAddr",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub vxlan_tunnel_mac_addr: Option<String>,
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeBgpSpec {
-    #[serde(
-        default,
-        rename = "ipv4Address",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub ipv4_address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub as_number: Option<u32>,
-    #[serde(
-        default,
-        rename = "routeReflectorClusterID",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub route_reflector_cluster_id: Option<String>,
-}
+use crate::resources::{NODES, Node, NodeBgpSpec, node_key};
 
 /// Why a Node resource could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -99,29 +42,26 @@ fn parse_mac(text: &str) -> Option<[u8; 6]> {
     bytes.try_into().ok()
 }
 
-impl NodeResource {
-    /// The agent's view of this resource; `None` if it has no usable BGP
-    /// address yet (another agent still starting, or a non-BGP node).
-    pub fn info(&self) -> Option<NodeInfo> {
-        let name = self.metadata.get("name")?.as_str()?.to_string();
-        let bgp = self.spec.bgp.as_ref()?;
-        let address: Ipv4Net = bgp.ipv4_address.as_deref()?.parse().ok()?;
-        Some(NodeInfo {
-            name,
-            address,
-            asn: bgp.as_number.unwrap_or(64512),
-            vxlan_tunnel: self
-                .spec
-                .ipv4_vxlan_tunnel_addr
-                .as_deref()
-                .and_then(|a| a.parse().ok()),
-            vtep_mac: self
-                .spec
-                .vxlan_tunnel_mac_addr
-                .as_deref()
-                .and_then(parse_mac),
-        })
-    }
+/// The agent's view of a Node resource; `None` if it has no usable BGP
+/// address yet (another agent still starting, or a non-BGP node).
+pub fn info(node: &Node) -> Option<NodeInfo> {
+    let bgp = node.spec.bgp.as_ref()?;
+    let address: Ipv4Net = bgp.ipv4_address.as_deref()?.parse().ok()?;
+    Some(NodeInfo {
+        name: node.metadata.name.clone(),
+        address,
+        asn: bgp.as_number.unwrap_or(64512),
+        vxlan_tunnel: node
+            .spec
+            .ipv4_vxlan_tunnel_addr
+            .as_deref()
+            .and_then(|a| a.parse().ok()),
+        vtep_mac: node
+            .spec
+            .vxlan_tunnel_mac_addr
+            .as_deref()
+            .and_then(parse_mac),
+    })
 }
 
 /// Every node with a usable BGP address.
@@ -133,8 +73,8 @@ pub async fn nodes(store: &impl Datastore) -> Result<Vec<NodeInfo>, Registration
     Ok(range
         .kvs
         .iter()
-        .filter_map(|kv| serde_json::from_slice::<NodeResource>(&kv.value).ok())
-        .filter_map(|n| n.info())
+        .filter_map(|kv| Node::from_json(&kv.value).ok())
+        .filter_map(|n| info(&n))
         .collect())
 }
 
@@ -155,24 +95,13 @@ pub async fn register(
             .map_err(|e| RegistrationError::Store(e.to_string()))?;
         let (mut node, compare) = match &current {
             Some(kv) => {
-                let node: NodeResource =
-                    serde_json::from_slice(&kv.value).map_err(|e| RegistrationError::Bad {
-                        key: key.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let node = Node::from_json(&kv.value).map_err(|e| RegistrationError::Bad {
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })?;
                 (node, Compare::at(&key, kv.mod_revision))
             }
-            None => {
-                let mut metadata = serde_json::Map::new();
-                metadata.insert("name".into(), name.into());
-                let node = NodeResource {
-                    api_version: "projectcalico.org/v3".into(),
-                    kind: "Node".into(),
-                    metadata,
-                    spec: NodeSpec::default(),
-                };
-                (node, Compare::absent(&key))
-            }
+            None => (Node::new(name), Compare::absent(&key)),
         };
         let bgp = node.spec.bgp.get_or_insert_with(NodeBgpSpec::default);
         bgp.ipv4_address = Some(address.to_string());
