@@ -130,3 +130,110 @@ fn every_pod_reaches_every_other_pod_across_both_subnets() {
     );
     assert_eq!(last.len(), 30, "6 pods, each to 5 others");
 }
+
+/// `ping -i 0.1 -c N` from `from` to `to`; (transmitted, received).
+fn ping_count(from: &harness::Netns, to: std::net::IpAddr, n: u32) -> (u32, u32) {
+    let out = from
+        .output(
+            "ping",
+            &[
+                "-i",
+                "0.1",
+                "-c",
+                &n.to_string(),
+                "-W",
+                "1",
+                &to.to_string(),
+            ],
+        )
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_default();
+    let nums: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (
+        nums.first().copied().unwrap_or(0),
+        nums.get(1).copied().unwrap_or(0),
+    )
+}
+
+#[test]
+fn sigkill_and_restart_of_an_agent_loses_no_ping() {
+    if !require_live(
+        "sigkill_and_restart_of_an_agent_loses_no_ping",
+        &["ip", "ping", "etcd"],
+    ) {
+        return;
+    }
+    let mut lab = Lab::start("gr", LabOptions::default()).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    let target = lab.add_pod(0, "n1a").unwrap();
+    lab.add_pod(1, "n2a").unwrap();
+    lab.add_pod(2, "n3a").unwrap();
+    wait_until("pods reach each other", Duration::from_secs(30), || {
+        Ok(lab.ping_matrix().iter().all(|(_, _, ok)| *ok))
+    })
+    .unwrap();
+    let routes_before = lab.nodes[1]
+        .ns
+        .ip(&["route", "show", "proto", "95"])
+        .unwrap();
+
+    // Pods on n2 (direct) and n3 (VXLAN) ping n1's pod for 8 s while n1's
+    // agent is killed and, 2 s later, started again.
+    let n2_pod = lab.nodes[1].pods[0].ns.name().to_string();
+    let n3_pod = lab.nodes[2].pods[0].ns.name().to_string();
+    let pingers: Vec<_> = [n2_pod, n3_pod]
+        .into_iter()
+        .map(|ns| {
+            std::thread::spawn(move || {
+                let out = std::process::Command::new("ip")
+                    .args([
+                        "netns",
+                        "exec",
+                        &ns,
+                        "ping",
+                        "-i",
+                        "0.1",
+                        "-c",
+                        "80",
+                        "-W",
+                        "1",
+                        &target.to_string(),
+                    ])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    lab.stop_agent(0, true);
+    std::thread::sleep(Duration::from_secs(2));
+    lab.restart_agent(0).unwrap();
+    for p in pingers {
+        let text = p.join().unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap()
+            .to_string();
+        assert!(
+            line.starts_with("80 packets transmitted, 80 received"),
+            "lost pings: {line}"
+        );
+    }
+    lab.wait_mesh(Duration::from_secs(30)).unwrap();
+    // Nothing duplicated or lost on the other nodes once it settles.
+    wait_until("n2's routes as before", Duration::from_secs(20), || {
+        Ok(lab.nodes[1].ns.ip(&["route", "show", "proto", "95"])? == routes_before)
+    })
+    .unwrap();
+    let (sent, got) = ping_count(&lab.nodes[1].pods[0].ns, target, 5);
+    assert_eq!((sent, got), (5, 5));
+}

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use bgp::rib::{DecisionConfig, IpPrefix, LocalConfig, PeerConfig as RibPeer, PeerKind, Rib};
+use bgp::session::Negotiated;
 use bgp::session::SessionConfig;
 use bgp::speaker::{self, PeerConfig, SessionEvent, SpeakerConfig, SpeakerHandle};
-use bgp::wire::{Message, Update};
+use bgp::wire::capability::{GracefulRestart, GracefulRestartFamily};
+use bgp::wire::{Afi, Capability, Message, Safi};
 use ipam::{AffinityState, EtcdConfig, EtcdStore, IpPool, Ipam, TunnelKind};
 use ipnet::{IpNet, Ipv4Net};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -29,6 +32,14 @@ use crate::dataplane::route_table::RouteTable;
 use crate::dataplane::veth::link_index;
 use crate::dataplane::vxlan::{self, VxlanDevice, vtep_mac};
 
+/// How long peers keep our routes while this agent restarts (RFC 4724
+/// Restart Time), seconds.
+const GR_RESTART_TIME: u16 = 120;
+
+/// How long after start the agent only adds routes, if not every peer has
+/// sent its End-of-RIB by then.
+const STARTUP_GRACE: Duration = Duration::from_secs(30);
+
 /// What the control socket reads: a copy the daemon refreshes each round.
 #[derive(Debug, Default, Clone)]
 struct View {
@@ -45,12 +56,18 @@ struct Daemon {
     speaker: SpeakerHandle,
     links: LocalLinks,
     mesh: BTreeMap<IpAddr, MeshPeer>,
-    /// Per peer: prefix → next hop, as announced.
-    learned: BTreeMap<IpAddr, BTreeMap<IpNet, IpAddr>>,
-    /// Per Established peer: what we announced to it.
-    sent: BTreeMap<IpAddr, BTreeSet<IpNet>>,
-    /// Peers that got their End-of-RIB since they came up.
-    eor_sent: BTreeSet<IpAddr>,
+    /// Adj-RIBs-In/Out, Loc-RIB, decision process, graceful restart.
+    rib: Rib,
+    /// What each Established peer's session negotiated.
+    sessions: BTreeMap<IpAddr, Negotiated>,
+    /// The blocks we originate.
+    originated: BTreeSet<IpNet>,
+    /// Peers whose End-of-RIB arrived since they came up.
+    eor_received: BTreeSet<IpAddr>,
+    /// Until every mesh peer sent its End-of-RIB (or the grace period is
+    /// over), routes are only added, never removed: after a restart the
+    /// kernel still holds the last run's routes and keeps forwarding.
+    converging_until: Option<std::time::Instant>,
     routes: std::sync::mpsc::Sender<RouteCommand>,
     view: watch::Sender<View>,
 }
@@ -177,6 +194,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         ipip: None,
         vxlan: vxlan_index,
     };
+    let (me_asn, me_id) = (me.asn, me.address.addr());
     let mut daemon = Daemon {
         cfg,
         me,
@@ -185,9 +203,16 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         speaker,
         links,
         mesh: BTreeMap::new(),
-        learned: BTreeMap::new(),
-        sent: BTreeMap::new(),
-        eor_sent: BTreeSet::new(),
+        rib: Rib::new(LocalConfig {
+            asn: me_asn,
+            router_id: me_id,
+            cluster_id: None,
+            decision: DecisionConfig::default(),
+        }),
+        sessions: BTreeMap::new(),
+        originated: BTreeSet::new(),
+        eor_received: BTreeSet::new(),
+        converging_until: Some(std::time::Instant::now() + STARTUP_GRACE),
         routes: routes_tx,
         view,
     };
@@ -281,7 +306,11 @@ impl Daemon {
                     }
                 }
                 ev = events.recv() => match ev {
-                    Ok(ev) => self.event(ev),
+                    Ok(ev) => {
+                        if let Err(e) = self.event(ev).await {
+                            tracing::warn!("session event: {e:#}");
+                        }
+                    }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         // Missed UPDATEs cannot be recovered without the RIB:
                         // reset the sessions so peers send their tables again.
@@ -290,8 +319,7 @@ impl Daemon {
                         for p in peers {
                             let _ = self.speaker.update_peer(self.peer_config(&p)).await;
                         }
-                        self.learned.clear();
-                        self.sent.clear();
+                        self.sessions.clear();
                     }
                     Err(broadcast::error::RecvError::Closed) => bail!("speaker stopped"),
                 },
@@ -304,49 +332,70 @@ impl Daemon {
         }
     }
 
-    fn event(&mut self, ev: SessionEvent) {
+    async fn event(&mut self, ev: SessionEvent) -> Result<()> {
         match ev {
-            SessionEvent::Up { peer, .. } => {
+            SessionEvent::Up { peer, negotiated } => {
                 tracing::info!(%peer, "session established");
-                self.sent.insert(peer, BTreeSet::new());
-                self.eor_sent.remove(&peer);
+                self.rib
+                    .peer_up(peer, negotiated.peer_id, negotiated.families)?;
+                self.sessions.insert(peer, *negotiated);
+                self.eor_received.remove(&peer);
+                // The table (and End-of-RIB) goes out from the next round,
+                // after this agent has originated its blocks: an early,
+                // empty End-of-RIB would make a restarting peer's helpers
+                // drop our routes.
             }
             SessionEvent::Down { peer, reason } => {
                 tracing::info!(%peer, reason = %bgp::speaker::describe(&reason), "session down");
-                self.sent.remove(&peer);
-                self.eor_sent.remove(&peer);
-                self.learned.remove(&peer);
+                // RFC 4724: a peer that announced graceful restart keeps
+                // its routes (stale) for its restart time when the
+                // connection drops without a NOTIFICATION.
+                let graceful = match (&reason, self.sessions.get(&peer)) {
+                    (bgp::session::DownReason::ConnectionLost, Some(n)) => {
+                        n.peer_graceful_restart.as_ref().map(|gr| {
+                            let mut keep = bgp::wire::Families::NONE;
+                            for f in &gr.families {
+                                if let Some(fam) = bgp::wire::Family::from_afi_safi(f.afi, f.safi) {
+                                    keep.insert(fam);
+                                }
+                            }
+                            let restart = Duration::from_secs(u64::from(gr.restart_time));
+                            (keep, std::time::Instant::now() + restart)
+                        })
+                    }
+                    _ => None,
+                };
+                self.sessions.remove(&peer);
+                self.eor_received.remove(&peer);
+                if self.mesh.contains_key(&peer) {
+                    self.rib.peer_down(&peer, graceful)?;
+                }
             }
             SessionEvent::Received { peer, message } => {
                 if let Message::Update(u) = *message {
-                    self.apply_update(peer, &u);
+                    if u.end_of_rib_family().is_some() {
+                        self.eor_received.insert(peer);
+                    }
+                    if let Err(e) = self.rib.receive(&peer, &u) {
+                        tracing::warn!(%peer, "UPDATE not applied: {e}");
+                    }
                 }
             }
             SessionEvent::StateChanged { .. } => {}
         }
+        Ok(())
     }
 
-    fn apply_update(&mut self, peer: IpAddr, u: &Update) {
-        let table = self.learned.entry(peer).or_default();
-        for w in &u.withdrawn {
-            if let Ok(n) = IpNet::new(
-                IpAddr::V4(w.prefix.addr()),
-                bgp::wire::Prefix::prefix_len(&w.prefix),
-            ) {
-                table.remove(&n);
-            }
-        }
-        let Some(nh) = u.attributes.next_hop else {
-            return;
+    /// Send `peer` whatever its Adj-RIB-Out still lacks.
+    async fn flush(&mut self, peer: IpAddr) -> Result<()> {
+        let Some(ctx) = self.sessions.get(&peer).map(|n| n.context) else {
+            return Ok(());
         };
-        for a in &u.nlri {
-            if let Ok(n) = IpNet::new(
-                IpAddr::V4(a.prefix.addr()),
-                bgp::wire::Prefix::prefix_len(&a.prefix),
-            ) {
-                table.insert(n, IpAddr::V4(nh));
-            }
+        let out = self.rib.flush(&peer, &ctx)?;
+        for u in out.updates(&ctx)? {
+            self.speaker.send_update(peer, u).await?;
         }
+        Ok(())
     }
 
     fn peer_config(&self, p: &MeshPeer) -> PeerConfig {
@@ -354,6 +403,20 @@ impl Daemon {
         session.hold_time = Duration::from_secs(u64::from(self.cfg.bgp_hold_time));
         session.passive = p.passive;
         session.connect_retry = Duration::from_secs(2);
+        // Graceful restart (RFC 4724): peers keep our routes while this
+        // agent restarts; the kernel keeps forwarding meanwhile (F bit).
+        session
+            .capabilities
+            .push(Capability::GracefulRestart(GracefulRestart {
+                restart_state: false,
+                notification: false,
+                restart_time: GR_RESTART_TIME,
+                families: vec![GracefulRestartFamily {
+                    afi: Afi::IPV4,
+                    safi: Safi::UNICAST,
+                    forwarding_state: true,
+                }],
+            }));
         let mut cfg = PeerConfig::new(p.address, session);
         cfg.port = self.cfg.bgp_port;
         cfg.local_address = Some(IpAddr::V4(self.me.address.addr()));
@@ -370,6 +433,9 @@ impl Daemon {
             .collect();
         for (addr, p) in &want {
             if !self.mesh.contains_key(addr) {
+                let mut rib_peer = RibPeer::new(*addr, p.asn);
+                rib_peer.local_v4 = Some(self.me.address.addr());
+                self.rib.set_peer(rib_peer);
                 self.speaker.add_peer(self.peer_config(p)).await?;
             }
         }
@@ -381,10 +447,11 @@ impl Daemon {
             .collect();
         for addr in gone {
             let _ = self.speaker.remove_peer(addr).await;
-            self.learned.remove(&addr);
-            self.sent.remove(&addr);
+            self.rib.remove_peer(&addr);
+            self.sessions.remove(&addr);
         }
         self.mesh = want;
+        self.rib.expire(std::time::Instant::now());
 
         // Our blocks, from IPAM.
         let state = self.ipam.snapshot().await?;
@@ -398,31 +465,37 @@ impl Daemon {
             .filter(|cidr| state.blocks.contains_key(cidr))
             .collect();
         let exported = export::exported(&own, &state.pools);
-        let nh = self.me.address.addr();
-        let peers: Vec<IpAddr> = self.sent.keys().copied().collect();
+        let nh = bgp::wire::NextHop::V4(self.me.address.addr());
+        for block in exported.difference(&self.originated) {
+            if let Some(prefix) = IpPrefix::new(block.addr(), block.prefix_len()) {
+                self.rib
+                    .originate(prefix, export::attributes(self.me.address.addr()), nh);
+            }
+        }
+        for block in self.originated.difference(&exported) {
+            if let Some(prefix) = IpPrefix::new(block.addr(), block.prefix_len()) {
+                self.rib.withdraw(prefix);
+            }
+        }
+        self.originated = exported;
+        let peers: Vec<IpAddr> = self.sessions.keys().copied().collect();
         for peer in peers {
-            let before = self.sent.get(&peer).cloned().unwrap_or_default();
-            let first = self.eor_sent.insert(peer);
-            for u in export::updates(&before, &exported, nh) {
-                self.speaker.send_update(peer, u).await?;
-            }
-            if first {
-                self.speaker
-                    .send_update(peer, Update::end_of_rib(bgp::wire::Family::Ipv4Unicast))
-                    .await?;
-            }
-            self.sent.insert(peer, exported.clone());
+            self.flush(peer).await?;
         }
 
         // Import and program.
         let learned: Vec<Learned> = self
-            .learned
-            .values()
-            .flat_map(|t| {
-                t.iter().map(|(p, nh)| Learned {
-                    prefix: *p,
-                    next_hop: *nh,
-                })
+            .rib
+            .loc_rib()
+            .iter_best()
+            .filter_map(|(prefix, best)| {
+                let path = best.first().filter(|p| p.source.kind != PeerKind::Local)?;
+                let next_hop = match path.next_hop {
+                    bgp::wire::NextHop::V4(a) => IpAddr::V4(a),
+                    bgp::wire::NextHop::V6 { global, .. } => IpAddr::V6(global),
+                };
+                let prefix = IpNet::new(prefix.addr(), prefix.prefix_len()).ok()?;
+                Some(Learned { prefix, next_hop })
             })
             .collect();
         let pods = self.local_pods()?;
@@ -434,8 +507,22 @@ impl Daemon {
             links: &self.links,
             pods: &pods,
         };
-        let (routes, _refused) = desired(&inputs);
+        let (mut routes, _refused) = desired(&inputs);
         self.program_vxlan(&nodes).await?;
+        if let Some(until) = self.converging_until {
+            let all_eor =
+                !self.mesh.is_empty() && self.mesh.keys().all(|p| self.eor_received.contains(p));
+            if all_eor || std::time::Instant::now() >= until {
+                tracing::info!("initial convergence done; stale routes may now be removed");
+                self.converging_until = None;
+            } else {
+                // Keep what the kernel holds (a previous run's routes)
+                // until the table is complete: add, never remove.
+                for (dst, target) in RouteTable::open()?.owned()? {
+                    routes.entry(dst).or_insert(target);
+                }
+            }
+        }
         let _ = self.routes.send(RouteCommand::Desired(routes.clone()));
         self.refresh_view(&routes).await;
         Ok(())
@@ -489,8 +576,8 @@ impl Daemon {
                     (None, Some(e)) => e.clone(),
                     (None, None) => String::new(),
                 },
-                prefixes_received: self.learned.get(&s.address).map_or(0, |t| t.len()),
-                prefixes_sent: self.sent.get(&s.address).map_or(0, |t| t.len()),
+                prefixes_received: self.rib.adj_rib_in(&s.address).map_or(0, |t| t.len()),
+                prefixes_sent: self.rib.adj_rib_out(&s.address).map_or(0, |t| t.len()),
             })
             .collect();
         let routes = routes

@@ -10,11 +10,17 @@
 //!  routectl ── control socket ──▶ control task ──▶ daemon state (peers, learned, routes)
 //! ```
 //!
-//! The daemon task owns all mutable state (learned routes per peer, what
-//! was sent to each peer, the desired routes). It recomputes from inputs
-//! each round ([`routes::desired`], [`export::updates`]) and the dataplane
-//! applies only differences, so start-up, steady state and repair are one
-//! code path. SIGTERM stops the daemon and leaves kernel routes in place.
+//! The daemon task owns all mutable state, the BGP RIB (`bgp::rib`) among
+//! it: learned routes per peer, the decision process, what each peer was
+//! sent. It recomputes the desired routes from its inputs each round
+//! ([`routes::desired`]) and the dataplane applies only differences, so
+//! start-up, steady state and repair are one code path.
+//!
+//! Restarts do not black-hole traffic: SIGTERM (and SIGKILL) leave kernel
+//! routes in place and send no NOTIFICATION, so peers that support graceful
+//! restart (every tabby node announces it) keep this node's routes, stale,
+//! for 120 s; on start the agent adopts the kernel's routes and only adds
+//! until every peer has sent its End-of-RIB (or 30 s passed).
 
 pub mod cluster;
 pub mod config;
