@@ -237,3 +237,105 @@ fn sigkill_and_restart_of_an_agent_loses_no_ping() {
     let (sent, got) = ping_count(&lab.nodes[1].pods[0].ns, target, 5);
     assert_eq!((sent, got), (5, 5));
 }
+
+#[test]
+fn a_fourth_node_joins_live_and_a_dead_nodes_routes_leave_within_the_hold_time() {
+    if !require_live(
+        "a_fourth_node_joins_live_and_a_dead_nodes_routes_leave_within_the_hold_time",
+        &["ip", "ping", "etcd"],
+    ) {
+        return;
+    }
+    let mut lab = Lab::start("join", LabOptions::default()).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    lab.add_pod(0, "n1a").unwrap();
+    // n4 joins subnet B; nobody else restarts.
+    lab.add_node("join", 4).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    let n4_pod = lab.add_pod(3, "n4a").unwrap();
+    wait_until("n1a reaches n4a", Duration::from_secs(30), || {
+        Ok(lab.nodes[0].pods[0]
+            .ns
+            .exec("ping", &["-c", "1", "-W", "1", &n4_pod.to_string()])
+            .is_ok())
+    })
+    .unwrap();
+    let block = match n4_pod {
+        std::net::IpAddr::V4(a) => ipnet::Ipv4Net::new(a, 26).unwrap().trunc().to_string(),
+        _ => unreachable!(),
+    };
+    assert!(
+        lab.nodes[0]
+            .ns
+            .ip(&["route", "show", &block])
+            .unwrap()
+            .contains("vxlan.tabby")
+    );
+
+    // n4 dies (its link goes down, no TCP close reaches anyone): the others'
+    // hold timers (9 s) expire, and with a hold-timer expiry graceful
+    // restart does not apply, so its block leaves their tables.
+    lab.nodes[3]
+        .ns
+        .ip(&["link", "set", "eth0", "down"])
+        .unwrap();
+    let gone = std::time::Instant::now();
+    wait_until("n4's block gone from n1", Duration::from_secs(20), || {
+        Ok(lab.nodes[0]
+            .ns
+            .ip(&["route", "show", &block])?
+            .trim()
+            .is_empty())
+    })
+    .unwrap();
+    let took = gone.elapsed();
+    assert!(
+        took >= Duration::from_secs(5),
+        "removed before the hold time could expire: {took:?}"
+    );
+}
+
+#[test]
+fn an_etcd_outage_keeps_pods_connected_and_refuses_new_pods_with_code_11() {
+    if !require_live(
+        "an_etcd_outage_keeps_pods_connected_and_refuses_new_pods_with_code_11",
+        &["ip", "ping", "etcd"],
+    ) {
+        return;
+    }
+    let mut lab = Lab::start("outage", LabOptions::default()).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    for i in 0..3 {
+        lab.add_pod(i, &format!("n{}a", i + 1)).unwrap();
+    }
+    wait_until("full matrix", Duration::from_secs(30), || {
+        Ok(lab.ping_matrix().iter().all(|x| x.2))
+    })
+    .unwrap();
+    lab.etcd.stop();
+    let down = std::time::Instant::now();
+    let pod = harness::Netns::new("outage-pod").unwrap();
+    let err = lab.cni(0, "ADD", "late", "c-late", &pod).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("\"code\":11") || text.contains("\"code\": 11"),
+        "{text}"
+    );
+    // 30 s without etcd: every pod still reaches every other.
+    while down.elapsed() < Duration::from_secs(30) {
+        let m = lab.ping_matrix();
+        assert!(
+            m.iter().all(|x| x.2),
+            "lost connectivity during the outage: {m:?}"
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    lab.etcd.start_again().unwrap();
+    wait_until(
+        "a new pod once etcd is back",
+        Duration::from_secs(30),
+        || Ok(lab.cni(0, "ADD", "late", "c-late", &pod).is_ok()),
+    )
+    .unwrap();
+    lab.wait_mesh(Duration::from_secs(30)).unwrap();
+}
