@@ -299,3 +299,56 @@ mod tests {
         );
     }
 }
+
+/// Where BGPPeer resources live.
+pub const BGP_PEERS: &str = "/tabby/v1/resources/bgppeers/";
+
+/// The key of BGPPeer `name`.
+pub fn bgp_peer_key(name: &str) -> String {
+    format!("{BGP_PEERS}{name}")
+}
+
+/// Calico's `BGPPeer` (projectcalico.org/v3): an external peer (a
+/// top-of-rack router, a route reflector) for every node (no `node`) or
+/// for one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpPeer {
+    #[serde(default = "api_version")]
+    pub api_version: String,
+    #[serde(default = "bgp_peer_kind")]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: BgpPeerSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpPeerSpec {
+    /// The peer's address.
+    #[serde(rename = "peerIP")]
+    pub peer_ip: String,
+    pub as_number: u32,
+    /// Only this node peers with it; absent: every node (a global peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// TCP MD5 password (Calico reads it from a Secret; tabby accepts the
+    /// value inline as `password.value`, or nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<BgpPassword>,
+    #[serde(default)]
+    pub keep_original_next_hop: bool,
+    /// Largest number of prefixes accepted from the peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prefix: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpPassword {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+fn bgp_peer_kind() -> String {
+    "BGPPeer".into()
+}

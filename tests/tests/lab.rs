@@ -339,3 +339,100 @@ fn an_etcd_outage_keeps_pods_connected_and_refuses_new_pods_with_code_11() {
     .unwrap();
     lab.wait_mesh(Duration::from_secs(30)).unwrap();
 }
+
+#[test]
+fn bird_as_a_global_bgp_peer_learns_every_block_and_its_foreign_prefix_is_not_installed() {
+    if !require_live(
+        "bird_as_a_global_bgp_peer_learns_every_block_and_its_foreign_prefix_is_not_installed",
+        &["ip", "etcd", "bird", "birdc"],
+    ) {
+        return;
+    }
+    let mut lab = Lab::start("tor", LabOptions::default()).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    let mut blocks = Vec::new();
+    for i in 0..3 {
+        let ip = lab.add_pod(i, &format!("n{}a", i + 1)).unwrap();
+        let std::net::IpAddr::V4(a) = ip else {
+            unreachable!()
+        };
+        blocks.push(ipnet::Ipv4Net::new(a, 26).unwrap().trunc().to_string());
+    }
+    // A top-of-rack router: BIRD on subnet A, AS 65000, announcing a
+    // prefix outside every pool.
+    let tor_ns = harness::Netns::new("tor-bird").unwrap();
+    lab.subnet_a
+        .attach(&tor_ns, "eth0", "10.200.0.50/24")
+        .unwrap();
+    tor_ns
+        .ip(&["route", "add", "default", "via", "10.200.0.254"])
+        .unwrap();
+    let config = "router id 10.200.0.50;\n\
+        protocol device { scan time 10; }\n\
+        protocol kernel { ipv4 { import none; export none; }; }\n\
+        protocol static { ipv4; route 192.168.99.0/24 blackhole; }\n\
+        template bgp tor { local 10.200.0.50 as 65000; multihop 4; connect delay time 1; connect retry time 2;\n\
+          ipv4 { import all; export where source = RTS_STATIC; }; }\n\
+        protocol bgp n1 from tor { neighbor 10.200.0.1 as 64512; }\n\
+        protocol bgp n2 from tor { neighbor 10.200.0.2 as 64512; }\n\
+        protocol bgp n3 from tor { neighbor 10.201.0.3 as 64512; }\n";
+    let bird = harness::Bird::start(&tor_ns, config).unwrap();
+    // The global BGPPeer, as `routectl apply` would store it.
+    let peer = serde_json::json!({
+        "apiVersion": "projectcalico.org/v3", "kind": "BGPPeer",
+        "metadata": {"name": "tor"},
+        "spec": {"peerIP": "10.200.0.50", "asNumber": 65000}
+    });
+    lab.etcd
+        .etcdctl(&[
+            "put",
+            &agent::resources::bgp_peer_key("tor"),
+            &peer.to_string(),
+        ])
+        .unwrap();
+    wait_until(
+        "BIRD Established with all three nodes",
+        Duration::from_secs(60),
+        || Ok(bird.established()? == 3),
+    )
+    .unwrap();
+    wait_until("BIRD learned every block", Duration::from_secs(30), || {
+        let routes = bird.birdc("show route")?;
+        Ok(blocks.iter().all(|b| routes.contains(b.as_str())))
+    })
+    .unwrap();
+    let all = bird.birdc("show route all").unwrap();
+    assert!(
+        all.contains("BGP.as_path: 64512"),
+        "eBGP: the nodes prepend their AS: {all}"
+    );
+    let peers = lab.routectl(0, &["peers"]).unwrap();
+    assert!(
+        peers.contains("10.200.0.50") && peers.contains("global"),
+        "{peers}"
+    );
+    // Give the foreign prefix time to arrive, then check no node took it.
+    std::thread::sleep(Duration::from_secs(2));
+    for node in &lab.nodes {
+        let routes = node.ns.ip(&["route", "show"]).unwrap();
+        assert!(
+            !routes.contains("192.168.99.0"),
+            "{} installed a prefix outside the pools:\n{routes}",
+            node.name
+        );
+    }
+    let rows: serde_json::Value =
+        serde_json::from_str(&lab.routectl(0, &["peers", "-o", "json"]).unwrap()).unwrap();
+    let tor = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "10.200.0.50")
+        .unwrap()
+        .clone();
+    assert_eq!(tor["state"], "Established");
+    assert_eq!(
+        tor["prefixes_sent"], 1,
+        "only n1's own block goes to the ToR: {tor}"
+    );
+}

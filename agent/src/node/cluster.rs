@@ -23,14 +23,35 @@ pub struct NodeInfo {
     pub vtep_mac: Option<[u8; 6]>,
 }
 
-/// One session of the node-to-node mesh.
+/// What kind of peer a session is, in `calicoctl node status` words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerType {
+    Mesh,
+    Global,
+    NodeSpecific,
+}
+
+impl PeerType {
+    pub fn label(self) -> &'static str {
+        match self {
+            PeerType::Mesh => "node-to-node mesh",
+            PeerType::Global => "global",
+            PeerType::NodeSpecific => "node specific",
+        }
+    }
+}
+
+/// One BGP session this node should have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeshPeer {
+    /// The other node, or the BGPPeer resource's name.
     pub node: String,
     pub address: IpAddr,
     pub asn: u32,
     /// Wait for the other side to connect (its address is lower).
     pub passive: bool,
+    pub kind: PeerType,
+    pub password: Option<String>,
 }
 
 /// The mesh sessions of `me` with `nodes` (which may include `me`).
@@ -44,11 +65,33 @@ pub fn mesh(me: &NodeInfo, nodes: &[NodeInfo]) -> Vec<MeshPeer> {
             address: IpAddr::V4(n.address.addr()),
             asn: n.asn,
             passive: n.address.addr() < mine,
+            kind: PeerType::Mesh,
+            password: None,
         })
         .collect();
     peers.sort_by_key(|p| p.address);
     peers.dedup_by_key(|p| p.address);
     peers
+}
+
+/// The BGPPeer resources that apply to `me`: global ones and those for
+/// this node. A peer that is also a mesh node is left to the mesh.
+pub fn external_peers(me: &NodeInfo, peers: &[crate::resources::BgpPeer]) -> Vec<MeshPeer> {
+    peers
+        .iter()
+        .filter(|p| p.spec.node.as_deref().is_none_or(|n| n == me.name))
+        .filter_map(|p| {
+            let address: IpAddr = p.spec.peer_ip.parse().ok()?;
+            Some(MeshPeer {
+                node: p.metadata.name.clone(),
+                address,
+                asn: p.spec.as_number,
+                passive: false,
+                kind: if p.spec.node.is_some() { PeerType::NodeSpecific } else { PeerType::Global },
+                password: p.spec.password.as_ref().and_then(|pw| pw.value.clone()),
+            })
+        })
+        .collect()
 }
 
 /// The node whose address is `addr`.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bgp::rib::{DecisionConfig, IpPrefix, LocalConfig, PeerConfig as RibPeer, PeerKind, Rib};
+use bgp::rib::{
+    DecisionConfig, IpPrefix, LocalConfig, PeerConfig as RibPeer, PeerKind, Policy, PrefixSet, Rib,
+};
 use bgp::session::Negotiated;
 use bgp::session::SessionConfig;
 use bgp::speaker::{self, PeerConfig, SessionEvent, SpeakerConfig, SpeakerHandle};
@@ -18,11 +20,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{broadcast, watch};
 
-use super::cluster::{MeshPeer, NodeInfo, mesh};
+use super::cluster::{MeshPeer, NodeInfo, PeerType, external_peers, mesh};
 use super::config::NodeConfig;
 use super::control::{self, PeerRow, RouteRow};
 use super::export;
-use super::registration::{nodes, register};
+use super::registration::{bgp_peers, nodes, register};
 use super::routes::{Inputs, Learned, desired};
 use crate::dataplane::autodetect::{Method, choose, host_addresses, source_for};
 use crate::dataplane::encap::{LocalLinks, check_kernel_support, kernel_has_ipip};
@@ -418,33 +420,56 @@ impl Daemon {
                 }],
             }));
         let mut cfg = PeerConfig::new(p.address, session);
-        cfg.port = self.cfg.bgp_port;
         cfg.local_address = Some(IpAddr::V4(self.me.address.addr()));
+        cfg.password = p.password.clone();
+        if p.kind == PeerType::Mesh {
+            cfg.port = self.cfg.bgp_port;
+        } else {
+            // BGPPeers (top-of-rack routers, reflectors) may be a few hops
+            // away, as with Calico's BIRD `multihop`.
+            cfg.ttl = Some(64);
+        }
         cfg
+    }
+
+    /// The RIB's view of a peer: mesh peers exchange everything iBGP
+    /// allows; external peers (RFC 8212: explicit policies) get only our
+    /// blocks and give only prefixes inside enabled pools.
+    fn rib_peer(&self, p: &MeshPeer, pools: &[ipam::Pool]) -> RibPeer {
+        let mut rib_peer = RibPeer::new(p.address, p.asn);
+        rib_peer.local_v4 = Some(self.me.address.addr());
+        if p.kind != PeerType::Mesh {
+            let ranges: Vec<String> =
+                pools.iter().filter(|p| !p.disabled).map(|p| format!("{} le 32", p.cidr)).collect();
+            let ours: Vec<String> = self.originated.iter().map(|b| b.to_string()).collect();
+            let set = |v: &[String]| PrefixSet::parse(v.iter().map(String::as_str)).unwrap_or_default();
+            rib_peer.import = Some(Policy::only(set(&ranges)));
+            rib_peer.export = Some(Policy::only(set(&ours)));
+        }
+        rib_peer
     }
 
     /// One reconciliation round: mesh, export, import, view.
     async fn round(&mut self) -> Result<()> {
         let nodes = nodes(self.store.as_ref()).await?;
-        // Mesh: add new nodes' sessions, drop departed ones.
-        let want: BTreeMap<IpAddr, MeshPeer> = mesh(&self.me, &nodes)
-            .into_iter()
-            .map(|p| (p.address, p))
-            .collect();
+        let state = self.ipam.snapshot().await?;
+        // Sessions: the mesh (unless a node is one of our BGPPeers), plus
+        // the BGPPeers that apply to this node.
+        let mut want: BTreeMap<IpAddr, MeshPeer> =
+            mesh(&self.me, &nodes).into_iter().map(|p| (p.address, p)).collect();
+        for p in external_peers(&self.me, &bgp_peers(self.store.as_ref()).await?) {
+            want.insert(p.address, p);
+        }
         for (addr, p) in &want {
-            if !self.mesh.contains_key(addr) {
-                let mut rib_peer = RibPeer::new(*addr, p.asn);
-                rib_peer.local_v4 = Some(self.me.address.addr());
-                self.rib.set_peer(rib_peer);
+            if self.mesh.get(addr) != Some(p) {
+                if self.mesh.contains_key(addr) {
+                    let _ = self.speaker.remove_peer(*addr).await;
+                }
+                self.rib.set_peer(self.rib_peer(p, &state.pools));
                 self.speaker.add_peer(self.peer_config(p)).await?;
             }
         }
-        let gone: Vec<IpAddr> = self
-            .mesh
-            .keys()
-            .filter(|a| !want.contains_key(a))
-            .copied()
-            .collect();
+        let gone: Vec<IpAddr> = self.mesh.keys().filter(|a| !want.contains_key(a)).copied().collect();
         for addr in gone {
             let _ = self.speaker.remove_peer(addr).await;
             self.rib.remove_peer(&addr);
@@ -454,7 +479,6 @@ impl Daemon {
         self.rib.expire(std::time::Instant::now());
 
         // Our blocks, from IPAM.
-        let state = self.ipam.snapshot().await?;
         let own: Vec<IpNet> = state
             .affinities
             .iter()
@@ -477,7 +501,16 @@ impl Daemon {
                 self.rib.withdraw(prefix);
             }
         }
+        let changed = self.originated != exported;
         self.originated = exported;
+        if changed {
+            // External peers' export policy names our blocks.
+            let external: Vec<MeshPeer> =
+                self.mesh.values().filter(|p| p.kind != PeerType::Mesh).cloned().collect();
+            for p in external {
+                self.rib.set_peer(self.rib_peer(&p, &state.pools));
+            }
+        }
         let peers: Vec<IpAddr> = self.sessions.keys().copied().collect();
         for peer in peers {
             self.flush(peer).await?;
@@ -568,7 +601,7 @@ impl Daemon {
             .iter()
             .map(|s| PeerRow {
                 address: s.address.to_string(),
-                peer_type: "node-to-node mesh".into(),
+                peer_type: self.mesh.get(&s.address).map_or("node-to-node mesh", |p| p.kind.label()).into(),
                 state: s.state.to_string(),
                 since_secs: s.since.as_secs(),
                 info: match (&s.negotiated, &s.last_error) {

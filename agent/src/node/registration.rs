@@ -78,6 +78,17 @@ pub async fn nodes(store: &impl Datastore) -> Result<Vec<NodeInfo>, Registration
         .collect())
 }
 
+/// Every BGPPeer resource (undecodable ones are skipped).
+pub async fn bgp_peers(
+    store: &impl Datastore,
+) -> Result<Vec<crate::resources::BgpPeer>, RegistrationError> {
+    let range = store
+        .range(crate::resources::BGP_PEERS)
+        .await
+        .map_err(|e| RegistrationError::Store(e.to_string()))?;
+    Ok(range.kvs.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
+}
+
 /// Create or update this node's resource with its address, AS and VXLAN
 /// tunnel (CAS on the revision, retried), keeping fields others wrote.
 pub async fn register(
