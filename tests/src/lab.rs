@@ -23,6 +23,10 @@ use tempfile::TempDir;
 use crate::daemon::Daemon;
 use crate::{Etcd, Netns, Router, Switch, wait_until};
 
+/// Where each agent serves /liveness, /readiness and /metrics (on its
+/// node address).
+pub const HEALTH_PORT: u16 = 9099;
+
 /// The etcd address every agent uses.
 pub const ETCD_ADDR: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 100);
 
@@ -185,6 +189,10 @@ impl Lab {
             ("TABBY_CONTROL_SOCKET", node.socket().display().to_string()),
             ("TABBY_STATE_DIR", node.dir.display().to_string()),
             ("TABBY_LOG", "info".to_string()),
+            (
+                "TABBY_HEALTH_ADDR",
+                format!("{}:{HEALTH_PORT}", node.address),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -336,6 +344,30 @@ impl Lab {
             }
         }
         out
+    }
+
+    /// `GET <path>` from node `i`'s health endpoint: (status line, body).
+    pub fn http_get(&self, i: usize, path: &str) -> Result<(String, String)> {
+        use std::io::{Read, Write};
+        let node = self.nodes.get(i).context("no such node")?;
+        let addr = std::net::SocketAddr::new(node.address.into(), HEALTH_PORT);
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let handle = node.ns.spawn(move || {
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(request.as_bytes())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })?;
+        let text = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("http thread panicked"))??;
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        Ok((
+            head.lines().next().unwrap_or_default().to_string(),
+            body.to_string(),
+        ))
     }
 
     /// Wait until every node has every other node's session Established.

@@ -436,3 +436,60 @@ fn bird_as_a_global_bgp_peer_learns_every_block_and_its_foreign_prefix_is_not_in
         "only n1's own block goes to the ToR: {tor}"
     );
 }
+
+/// The value of metric `name` for `peer` in a Prometheus scrape.
+fn peer_metric(body: &str, name: &str, peer: &str) -> Option<f64> {
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && s.labels.get("peer") == Some(peer))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+#[test]
+fn health_and_metrics_follow_the_sessions() {
+    if !require_live("health_and_metrics_follow_the_sessions", &["ip", "etcd"]) {
+        return;
+    }
+    let mut lab = Lab::start("metrics", LabOptions::default()).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    wait_until("n1 ready", Duration::from_secs(20), || {
+        Ok(lab.http_get(0, "/readiness")?.0.contains("200"))
+    })
+    .unwrap();
+    assert!(lab.http_get(0, "/liveness").unwrap().0.contains("200"));
+    let (status, body) = lab.http_get(0, "/metrics").unwrap();
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(
+        peer_metric(&body, "tabby_bgp_peer_state", "10.200.0.2"),
+        Some(6.0),
+        "{body}"
+    );
+    assert_eq!(
+        peer_metric(&body, "tabby_bgp_peer_established", "10.201.0.3"),
+        Some(1.0)
+    );
+    assert!(peer_metric(&body, "tabby_bgp_messages_received_total", "10.200.0.2").unwrap() >= 2.0);
+    // n2's agent stops: n1's metric for it leaves Established.
+    lab.stop_agent(1, false);
+    wait_until("n1 sees n2 down", Duration::from_secs(20), || {
+        let (_, body) = lab.http_get(0, "/metrics")?;
+        Ok(peer_metric(&body, "tabby_bgp_peer_state", "10.200.0.2").is_some_and(|v| v < 6.0))
+    })
+    .unwrap();
+    assert_eq!(
+        lab.http_get(0, "/nope")
+            .unwrap()
+            .0
+            .split_whitespace()
+            .nth(1),
+        Some("404")
+    );
+}

@@ -87,7 +87,11 @@ pub fn external_peers(me: &NodeInfo, peers: &[crate::resources::BgpPeer]) -> Vec
                 address,
                 asn: p.spec.as_number,
                 passive: false,
-                kind: if p.spec.node.is_some() { PeerType::NodeSpecific } else { PeerType::Global },
+                kind: if p.spec.node.is_some() {
+                    PeerType::NodeSpecific
+                } else {
+                    PeerType::Global
+                },
                 password: p.spec.password.as_ref().and_then(|pw| pw.value.clone()),
             })
         })

@@ -24,6 +24,7 @@ use super::cluster::{MeshPeer, NodeInfo, PeerType, external_peers, mesh};
 use super::config::NodeConfig;
 use super::control::{self, PeerRow, RouteRow};
 use super::export;
+use super::health::{Health, PeerMetrics};
 use super::registration::{bgp_peers, nodes, register};
 use super::routes::{Inputs, Learned, desired};
 use crate::dataplane::autodetect::{Method, choose, host_addresses, source_for};
@@ -72,6 +73,10 @@ struct Daemon {
     converging_until: Option<std::time::Instant>,
     routes: std::sync::mpsc::Sender<RouteCommand>,
     view: watch::Sender<View>,
+    health: watch::Sender<Health>,
+    started: std::time::Instant,
+    failed_rounds: u64,
+    last_round_ok: bool,
 }
 
 /// Run the agent until SIGTERM or SIGINT.
@@ -189,6 +194,12 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
 
     let (view, view_rx) = watch::channel(View::default());
     spawn_control(&cfg, view_rx)?;
+    let (health, health_rx) = watch::channel(Health::default());
+    if let Some(addr) = cfg.health_addr {
+        super::health::serve(addr, health_rx)
+            .await
+            .with_context(|| format!("health endpoint {addr}"))?;
+    }
 
     let links = LocalLinks {
         node_subnet: IpNet::V4(address),
@@ -217,6 +228,10 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         converging_until: Some(std::time::Instant::now() + STARTUP_GRACE),
         routes: routes_tx,
         view,
+        health,
+        started: std::time::Instant::now(),
+        failed_rounds: 0,
+        last_round_ok: false,
     };
     daemon.serve(events).await
 }
@@ -303,8 +318,12 @@ impl Daemon {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if let Err(e) = self.round().await {
+                    let outcome = self.round().await;
+                    self.last_round_ok = outcome.is_ok();
+                    if let Err(e) = outcome {
+                        self.failed_rounds += 1;
                         tracing::warn!("round failed: {e:#}");
+                        self.refresh_health(None).await;
                     }
                 }
                 ev = events.recv() => match ev {
@@ -439,10 +458,14 @@ impl Daemon {
         let mut rib_peer = RibPeer::new(p.address, p.asn);
         rib_peer.local_v4 = Some(self.me.address.addr());
         if p.kind != PeerType::Mesh {
-            let ranges: Vec<String> =
-                pools.iter().filter(|p| !p.disabled).map(|p| format!("{} le 32", p.cidr)).collect();
+            let ranges: Vec<String> = pools
+                .iter()
+                .filter(|p| !p.disabled)
+                .map(|p| format!("{} le 32", p.cidr))
+                .collect();
             let ours: Vec<String> = self.originated.iter().map(|b| b.to_string()).collect();
-            let set = |v: &[String]| PrefixSet::parse(v.iter().map(String::as_str)).unwrap_or_default();
+            let set =
+                |v: &[String]| PrefixSet::parse(v.iter().map(String::as_str)).unwrap_or_default();
             rib_peer.import = Some(Policy::only(set(&ranges)));
             rib_peer.export = Some(Policy::only(set(&ours)));
         }
@@ -455,8 +478,10 @@ impl Daemon {
         let state = self.ipam.snapshot().await?;
         // Sessions: the mesh (unless a node is one of our BGPPeers), plus
         // the BGPPeers that apply to this node.
-        let mut want: BTreeMap<IpAddr, MeshPeer> =
-            mesh(&self.me, &nodes).into_iter().map(|p| (p.address, p)).collect();
+        let mut want: BTreeMap<IpAddr, MeshPeer> = mesh(&self.me, &nodes)
+            .into_iter()
+            .map(|p| (p.address, p))
+            .collect();
         for p in external_peers(&self.me, &bgp_peers(self.store.as_ref()).await?) {
             want.insert(p.address, p);
         }
@@ -469,7 +494,12 @@ impl Daemon {
                 self.speaker.add_peer(self.peer_config(p)).await?;
             }
         }
-        let gone: Vec<IpAddr> = self.mesh.keys().filter(|a| !want.contains_key(a)).copied().collect();
+        let gone: Vec<IpAddr> = self
+            .mesh
+            .keys()
+            .filter(|a| !want.contains_key(a))
+            .copied()
+            .collect();
         for addr in gone {
             let _ = self.speaker.remove_peer(addr).await;
             self.rib.remove_peer(&addr);
@@ -505,8 +535,12 @@ impl Daemon {
         self.originated = exported;
         if changed {
             // External peers' export policy names our blocks.
-            let external: Vec<MeshPeer> =
-                self.mesh.values().filter(|p| p.kind != PeerType::Mesh).cloned().collect();
+            let external: Vec<MeshPeer> = self
+                .mesh
+                .values()
+                .filter(|p| p.kind != PeerType::Mesh)
+                .cloned()
+                .collect();
             for p in external {
                 self.rib.set_peer(self.rib_peer(&p, &state.pools));
             }
@@ -558,6 +592,8 @@ impl Daemon {
         }
         let _ = self.routes.send(RouteCommand::Desired(routes.clone()));
         self.refresh_view(&routes).await;
+        self.last_round_ok = true;
+        self.refresh_health(Some(routes.len())).await;
         Ok(())
     }
 
@@ -601,7 +637,11 @@ impl Daemon {
             .iter()
             .map(|s| PeerRow {
                 address: s.address.to_string(),
-                peer_type: self.mesh.get(&s.address).map_or("node-to-node mesh", |p| p.kind.label()).into(),
+                peer_type: self
+                    .mesh
+                    .get(&s.address)
+                    .map_or("node-to-node mesh", |p| p.kind.label())
+                    .into(),
                 state: s.state.to_string(),
                 since_secs: s.since.as_secs(),
                 info: match (&s.negotiated, &s.last_error) {
@@ -621,6 +661,52 @@ impl Daemon {
             })
             .collect();
         self.view.send_replace(View { peers, routes });
+    }
+
+    /// Health and metrics, from the speaker's counters and this round.
+    async fn refresh_health(&self, routes: Option<usize>) {
+        let statuses = self.speaker.peers().await.unwrap_or_default();
+        let peers: Vec<PeerMetrics> = statuses
+            .iter()
+            .map(|s| PeerMetrics {
+                address: s.address.to_string(),
+                peer_type: self
+                    .mesh
+                    .get(&s.address)
+                    .map_or("node-to-node mesh", |p| p.kind.label())
+                    .into(),
+                state: match s.state {
+                    bgp::session::State::Idle => 1,
+                    bgp::session::State::Connect => 2,
+                    bgp::session::State::Active => 3,
+                    bgp::session::State::OpenSent => 4,
+                    bgp::session::State::OpenConfirm => 5,
+                    bgp::session::State::Established => 6,
+                },
+                uptime_secs: s.since.as_secs(),
+                established_total: s.counters.established,
+                messages_in: s.counters.messages_in,
+                messages_out: s.counters.messages_out,
+                updates_in: s.counters.updates_in,
+                updates_out: s.counters.updates_out,
+                prefixes_received: self.rib.adj_rib_in(&s.address).map_or(0, |t| t.len()),
+                prefixes_sent: self.rib.adj_rib_out(&s.address).map_or(0, |t| t.len()),
+            })
+            .collect();
+        let up = peers.iter().filter(|p| p.state == 6).count();
+        let sessions_ok = if self.started.elapsed() < super::health::STARTUP {
+            up == peers.len()
+        } else {
+            peers.is_empty() || up > 0
+        };
+        let previous = self.health.borrow().routes_programmed;
+        self.health.send_replace(Health {
+            alive: true,
+            ready: self.last_round_ok && sessions_ok,
+            peers,
+            routes_programmed: routes.unwrap_or(previous),
+            failed_rounds: self.failed_rounds,
+        });
     }
 }
 

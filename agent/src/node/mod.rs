@@ -27,6 +27,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod export;
+pub mod health;
 pub mod registration;
 pub mod routes;
 

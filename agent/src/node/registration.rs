@@ -86,7 +86,11 @@ pub async fn bgp_peers(
         .range(crate::resources::BGP_PEERS)
         .await
         .map_err(|e| RegistrationError::Store(e.to_string()))?;
-    Ok(range.kvs.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
+    Ok(range
+        .kvs
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .collect())
 }
 
 /// Create or update this node's resource with its address, AS and VXLAN
