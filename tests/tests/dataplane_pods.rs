@@ -160,6 +160,32 @@ fn two_pods_on_one_host_reach_each_other_over_ipv4_and_ipv6() {
     let neigh = pod_a.ip(&["neigh", "show", "169.254.1.1"]).unwrap();
     assert!(neigh.contains("ee:ee:ee:ee:ee:ee"), "{neigh}");
 
+    // A create whose pod already has an eth0 of someone else's fails and
+    // leaves the live host interface of the same name alone.
+    let intruder = Netns::new("pods-intruder").unwrap();
+    harness::veth(&intruder, "eth0", &intruder, "other").unwrap();
+    let clash = VethSpec {
+        pod_netns: intruder.path(),
+        ..a.clone()
+    };
+    let err = with_handle_in(
+        &host.path(),
+        |h| async move { veth::create(&h, &clash).await },
+    )
+    .unwrap()
+    .unwrap_err();
+    assert!(
+        matches!(err, veth::VethError::PodInterfaceExists(_)),
+        "{err}"
+    );
+    assert!(
+        host.ip(&["link", "show", &a.host_ifname]).is_ok(),
+        "the live pair survives"
+    );
+    pod_a
+        .exec("ping", &["-c", "1", "-W", "2", "10.0.1.2"])
+        .unwrap();
+
     // Repeating create replaces the stale pair; delete is idempotent.
     let again = wire(&host, &a);
     assert_ne!(again.host_ifindex, wired_a.host_ifindex);

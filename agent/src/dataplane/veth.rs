@@ -110,6 +110,20 @@ pub fn pair_message(spec: &VethSpec, pod_ns_fd: RawFd) -> LinkMessage {
         .build()
 }
 
+/// The peer's ifindex (`IFLA_LINK`) of the veth named `name`, if it exists.
+pub async fn peer_index(handle: &Handle, name: &str) -> Result<Option<u32>, VethError> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => Ok(link.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Link(i) => Some(*i),
+            _ => None,
+        })),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -19 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// MTU of the link named `name`, if it exists. (Read over netlink: `/sys`
 /// shows the namespace it was mounted in, not the calling thread's.)
 pub async fn link_mtu(handle: &Handle, name: &str) -> Result<Option<u32>, VethError> {
@@ -127,6 +141,23 @@ pub async fn link_mtu(handle: &Handle, name: &str) -> Result<Option<u32>, VethEr
 
 /// Create and configure the pair. `handle` talks to the host namespace.
 pub async fn create(handle: &Handle, spec: &VethSpec) -> Result<WiredVeth, VethError> {
+    // Check the pod side first: if its name is taken there, the host
+    // interface of the same name may be this pod's live one, and must not
+    // be replaced.
+    // A pod side that is the peer of our host interface is our own earlier
+    // pair (a repeated create): replace it. Anything else under that name
+    // belongs to someone else.
+    let pod_name = spec.pod_ifname.clone();
+    let taken = with_handle_in(&spec.pod_netns, |h| async move {
+        link_index(&h, &pod_name).await
+    })
+    .map_err(io_err("enter the pod namespace"))??;
+    if let Some(pod_index) = taken {
+        let ours = peer_index(handle, &spec.host_ifname).await? == Some(pod_index);
+        if !ours {
+            return Err(VethError::PodInterfaceExists(spec.pod_ifname.clone()));
+        }
+    }
     if let Some(stale) = link_index(handle, &spec.host_ifname).await? {
         handle.link().del(stale).execute().await?;
     }
