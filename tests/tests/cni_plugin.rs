@@ -15,9 +15,9 @@
 //! - `a_failed_add_rolls_back_and_leaks_nothing`: CNI_IFNAME already in the
 //!   pod makes ADD fail after allocation; no address, endpoint or veth is
 //!   left, and a DEL afterwards succeeds.
-//! - `eight_concurrent_adds_get_eight_distinct_addresses`: 8 plugin
-//!   processes at once on one node (serialised by the host lock) give 8
-//!   distinct, reachable addresses; 8 concurrent DELs release them all.
+//! - `fifty_concurrent_adds_get_fifty_distinct_addresses`: 50 plugin
+//!   processes at once on one node (serialised by the host lock) give 50
+//!   distinct, reachable addresses; 50 concurrent DELs release them all.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod cni_support;
@@ -30,6 +30,9 @@ use harness::{Netns, require_live};
 use serde_json::json;
 
 const BINS: &[&str] = &["ip", "ping", "etcd", "etcdctl"];
+
+/// Plugin processes started at once on one node (the figure).
+const CONCURRENT: usize = 50;
 
 #[test]
 fn add_gives_working_pods_and_del_removes_everything() {
@@ -303,17 +306,17 @@ fn a_failed_add_rolls_back_and_leaks_nothing() {
 }
 
 #[test]
-fn eight_concurrent_adds_get_eight_distinct_addresses() {
-    if !require_live("eight_concurrent_adds_get_eight_distinct_addresses", BINS) {
+fn fifty_concurrent_adds_get_fifty_distinct_addresses() {
+    if !require_live("fifty_concurrent_adds_get_fifty_distinct_addresses", BINS) {
         return;
     }
     let lab = Lab::new("cni-many", true);
     let conf = lab.config("1.0.0");
-    let pods: Vec<Netns> = (0..8)
+    let pods: Vec<Netns> = (0..CONCURRENT)
         .map(|i| Netns::new(&format!("cni-many-{i}")).unwrap())
         .collect();
-    let names: Vec<String> = (0..8).map(|i| format!("pod-{i}")).collect();
-    let children: Vec<_> = (0..8)
+    let names: Vec<String> = (0..CONCURRENT).map(|i| format!("pod-{i}")).collect();
+    let children: Vec<_> = (0..CONCURRENT)
         .map(|i| {
             lab.spawn(
                 "tabby",
@@ -336,11 +339,11 @@ fn eight_concurrent_adds_get_eight_distinct_addresses() {
         let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         ips.insert(pod_ip(&result));
     }
-    assert_eq!(ips.len(), 8, "{ips:?}");
+    assert_eq!(ips.len(), CONCURRENT, "{ips:?}");
     for ip in &ips {
         lab.node.exec("ping", &["-c", "1", "-W", "2", ip]).unwrap();
     }
-    let children: Vec<_> = (0..8)
+    let children: Vec<_> = (0..CONCURRENT)
         .map(|i| {
             lab.spawn(
                 "tabby",
