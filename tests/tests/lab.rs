@@ -129,6 +129,36 @@ fn every_pod_reaches_every_other_pod_across_both_subnets() {
         last.iter().filter(|(_, _, ok)| !ok).collect::<Vec<_>>()
     );
     assert_eq!(last.len(), 30, "6 pods, each to 5 others");
+
+    // routectl ipam show, from a node (etcd is reachable there).
+    let routectl = harness::lab::workspace_binary("routectl").unwrap();
+    let endpoint = lab.etcd.endpoint();
+    let args = [
+        "ipam",
+        "show",
+        "--show-blocks",
+        "--etcd-endpoints",
+        endpoint.as_str(),
+    ];
+    let table = lab.nodes[0]
+        .ns
+        .exec(&routectl.to_string_lossy(), &args)
+        .unwrap();
+    assert!(
+        table.contains("GROUPING") && table.contains("IPS IN USE"),
+        "{table}"
+    );
+    let pool = table.lines().find(|l| l.contains("IP Pool")).unwrap();
+    // 6 pods and 3 VXLAN tunnel addresses (one per node), as Calico counts them.
+    assert!(
+        pool.contains("10.0.0.0/16") && pool.contains("65536") && pool.contains("| 9 (0%)"),
+        "{table}"
+    );
+    assert_eq!(
+        table.lines().filter(|l| l.contains("| Block ")).count(),
+        3,
+        "one block per node:\n{table}"
+    );
 }
 
 /// `ping -i 0.1 -c N` from `from` to `to`; (transmitted, received).

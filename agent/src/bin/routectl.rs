@@ -1,7 +1,7 @@
 //! `routectl`: the operator's view of a tabby node.
 //!
 //! `routectl peers` and `routectl routes` ask the local agent over its
-//! control socket. Exit codes: 0 success, 1 the agent could not be asked,
+//! control socket; `routectl ipam show [--show-blocks]` reads etcd. Exit codes: 0 success, 1 the agent could not be asked,
 //! 2 bad usage.
 
 use std::io::{Read, Write};
@@ -42,6 +42,44 @@ enum Command {
     Peers,
     /// Routes this node programs.
     Routes,
+    /// IP address management (reads etcd directly).
+    Ipam {
+        #[command(subcommand)]
+        verb: IpamVerb,
+        /// etcd endpoints, comma-separated.
+        #[arg(long, env = "ETCD_ENDPOINTS", value_delimiter = ',', global = true)]
+        etcd_endpoints: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IpamVerb {
+    /// Pool usage, like `calicoctl ipam show`.
+    Show {
+        /// Also one row per block.
+        #[arg(long)]
+        show_blocks: bool,
+    },
+}
+
+fn ipam_show(endpoints: &[String], blocks: bool) -> Result<String, String> {
+    if endpoints.is_empty() {
+        return Err("ETCD_ENDPOINTS (or --etcd-endpoints) is required for ipam commands".into());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let store = ipam::EtcdStore::connect(&ipam::EtcdConfig::new(endpoints.to_vec()))
+            .await
+            .map_err(|e| format!("etcd: {e}"))?;
+        let state = ipam::Ipam::new(store)
+            .snapshot()
+            .await
+            .map_err(|e| format!("etcd: {e}"))?;
+        Ok(agent::node::ipam_show::table(&state, blocks))
+    })
 }
 
 fn ask(socket: &PathBuf, request: &str) -> Result<String, String> {
@@ -56,9 +94,24 @@ fn ask(socket: &PathBuf, request: &str) -> Result<String, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let request = match cli.command {
+    let request = match &cli.command {
         Command::Peers => "peers",
         Command::Routes => "routes",
+        Command::Ipam {
+            verb: IpamVerb::Show { show_blocks },
+            etcd_endpoints,
+        } => {
+            return match ipam_show(etcd_endpoints, *show_blocks) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("routectl: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
     };
     let answer = match ask(&cli.socket, request) {
         Ok(a) => a,
@@ -76,6 +129,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         },
+        (Output::Table, Command::Ipam { .. }) => String::new(),
         (Output::Table, Command::Routes) => match serde_json::from_str::<Vec<RouteRow>>(&answer) {
             Ok(rows) => rows
                 .iter()

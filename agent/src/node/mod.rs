@@ -28,6 +28,7 @@ pub mod control;
 pub mod daemon;
 pub mod export;
 pub mod health;
+pub mod ipam_show;
 pub mod registration;
 pub mod routes;
 
