@@ -11,7 +11,7 @@ use bgp::rib::{
 };
 use bgp::session::Negotiated;
 use bgp::session::SessionConfig;
-use bgp::speaker::{self, PeerConfig, SessionEvent, SpeakerConfig, SpeakerHandle};
+use bgp::speaker::{self, PeerConfig, PeerStatus, SessionEvent, SpeakerConfig, SpeakerHandle};
 use bgp::wire::capability::{GracefulRestart, GracefulRestartFamily};
 use bgp::wire::{Afi, Capability, Message, Safi};
 use ipam::{AffinityState, EtcdConfig, EtcdStore, IpPool, Ipam, TunnelKind};
@@ -323,7 +323,8 @@ impl Daemon {
                     if let Err(e) = outcome {
                         self.failed_rounds += 1;
                         tracing::warn!("round failed: {e:#}");
-                        self.refresh_health(None).await;
+                        let statuses = self.speaker.peers().await.unwrap_or_default();
+                        self.refresh_health(&statuses, None);
                     }
                 }
                 ev = events.recv() => match ev {
@@ -591,9 +592,10 @@ impl Daemon {
             }
         }
         let _ = self.routes.send(RouteCommand::Desired(routes.clone()));
-        self.refresh_view(&routes).await;
+        let statuses = self.speaker.peers().await.unwrap_or_default();
+        self.refresh_view(&statuses, &routes);
         self.last_round_ok = true;
-        self.refresh_health(Some(routes.len())).await;
+        self.refresh_health(&statuses, Some(routes.len()));
         Ok(())
     }
 
@@ -631,17 +633,28 @@ impl Daemon {
         Ok(())
     }
 
-    async fn refresh_view(&self, routes: &RouteSet) {
-        let statuses = self.speaker.peers().await.unwrap_or_default();
+    /// How `routectl peers` and the metrics name a peer's type.
+    fn peer_type(&self, addr: &IpAddr) -> String {
+        self.mesh
+            .get(addr)
+            .map_or("node-to-node mesh", |p| p.kind.label())
+            .into()
+    }
+
+    /// (prefixes received, prefixes sent) of a peer, from the RIB.
+    fn prefix_counts(&self, addr: &IpAddr) -> (usize, usize) {
+        (
+            self.rib.adj_rib_in(addr).map_or(0, |t| t.len()),
+            self.rib.adj_rib_out(addr).map_or(0, |t| t.len()),
+        )
+    }
+
+    fn refresh_view(&self, statuses: &[PeerStatus], routes: &RouteSet) {
         let peers = statuses
             .iter()
             .map(|s| PeerRow {
                 address: s.address.to_string(),
-                peer_type: self
-                    .mesh
-                    .get(&s.address)
-                    .map_or("node-to-node mesh", |p| p.kind.label())
-                    .into(),
+                peer_type: self.peer_type(&s.address),
                 state: s.state.to_string(),
                 since_secs: s.since.as_secs(),
                 info: match (&s.negotiated, &s.last_error) {
@@ -649,8 +662,8 @@ impl Daemon {
                     (None, Some(e)) => e.clone(),
                     (None, None) => String::new(),
                 },
-                prefixes_received: self.rib.adj_rib_in(&s.address).map_or(0, |t| t.len()),
-                prefixes_sent: self.rib.adj_rib_out(&s.address).map_or(0, |t| t.len()),
+                prefixes_received: self.prefix_counts(&s.address).0,
+                prefixes_sent: self.prefix_counts(&s.address).1,
             })
             .collect();
         let routes = routes
@@ -664,17 +677,12 @@ impl Daemon {
     }
 
     /// Health and metrics, from the speaker's counters and this round.
-    async fn refresh_health(&self, routes: Option<usize>) {
-        let statuses = self.speaker.peers().await.unwrap_or_default();
+    fn refresh_health(&self, statuses: &[PeerStatus], routes: Option<usize>) {
         let peers: Vec<PeerMetrics> = statuses
             .iter()
             .map(|s| PeerMetrics {
                 address: s.address.to_string(),
-                peer_type: self
-                    .mesh
-                    .get(&s.address)
-                    .map_or("node-to-node mesh", |p| p.kind.label())
-                    .into(),
+                peer_type: self.peer_type(&s.address),
                 state: match s.state {
                     bgp::session::State::Idle => 1,
                     bgp::session::State::Connect => 2,
@@ -689,8 +697,8 @@ impl Daemon {
                 messages_out: s.counters.messages_out,
                 updates_in: s.counters.updates_in,
                 updates_out: s.counters.updates_out,
-                prefixes_received: self.rib.adj_rib_in(&s.address).map_or(0, |t| t.len()),
-                prefixes_sent: self.rib.adj_rib_out(&s.address).map_or(0, |t| t.len()),
+                prefixes_received: self.prefix_counts(&s.address).0,
+                prefixes_sent: self.prefix_counts(&s.address).1,
             })
             .collect();
         let up = peers.iter().filter(|p| p.state == 6).count();

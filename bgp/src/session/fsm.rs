@@ -526,47 +526,38 @@ impl Session {
             if arriving_is_primary {
                 self.drop_second(Some(cease));
             } else {
-                // The second connection wins: the primary goes, with its
-                // state; the session continues on the winner from OpenSent.
-                if let Some(old) = self.primary.take() {
-                    self.out.push(Action::Send {
-                        conn: old.id,
-                        message: Message::Notification(cease),
-                    });
-                    self.out.push(Action::Close { conn: old.id });
-                }
-                self.primary = self.second.take().map(|c| Conn {
-                    open_deadline: None,
-                    ..c
-                });
-                self.negotiated = None;
-                self.keepalive = None;
-                if self.state != State::OpenSent {
-                    self.set_state(State::OpenSent);
-                }
+                // The second connection wins and has its OPEN already.
+                self.second_replaces_primary(cease);
             }
             self.open_received(now, open);
         } else if arriving_is_primary {
             // The primary loses to the second, which waits for its OPEN.
-            if let Some(old) = self.primary.take() {
-                self.out.push(Action::Send {
-                    conn: old.id,
-                    message: Message::Notification(cease),
-                });
-                self.out.push(Action::Close { conn: old.id });
-            }
-            self.primary = self.second.take().map(|c| Conn {
-                open_deadline: None,
-                ..c
-            });
+            self.second_replaces_primary(cease);
             self.hold = Some(now + OPEN_HOLD);
-            self.negotiated = None;
-            self.keepalive = None;
-            if self.state != State::OpenSent {
-                self.set_state(State::OpenSent);
-            }
         } else {
             self.drop_second(Some(cease));
+        }
+    }
+
+    /// The primary connection loses a collision: it gets `cease` and is
+    /// closed, with what it negotiated; the session continues on the second
+    /// connection from OpenSent.
+    fn second_replaces_primary(&mut self, cease: Notification) {
+        if let Some(old) = self.primary.take() {
+            self.out.push(Action::Send {
+                conn: old.id,
+                message: Message::Notification(cease),
+            });
+            self.out.push(Action::Close { conn: old.id });
+        }
+        self.primary = self.second.take().map(|c| Conn {
+            open_deadline: None,
+            ..c
+        });
+        self.negotiated = None;
+        self.keepalive = None;
+        if self.state != State::OpenSent {
+            self.set_state(State::OpenSent);
         }
     }
 
