@@ -323,7 +323,7 @@ pub struct BgpPeer {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BgpPeerSpec {
     /// The peer's address.
     #[serde(rename = "peerIP")]

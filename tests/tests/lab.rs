@@ -407,19 +407,52 @@ fn bird_as_a_global_bgp_peer_learns_every_block_and_its_foreign_prefix_is_not_in
         protocol bgp n2 from tor { neighbor 10.200.0.2 as 64512; }\n\
         protocol bgp n3 from tor { neighbor 10.201.0.3 as 64512; }\n";
     let bird = harness::Bird::start(&tor_ns, config).unwrap();
-    // The global BGPPeer, as `routectl apply` would store it.
-    let peer = serde_json::json!({
-        "apiVersion": "projectcalico.org/v3", "kind": "BGPPeer",
-        "metadata": {"name": "tor"},
-        "spec": {"peerIP": "10.200.0.50", "asNumber": 65000}
-    });
-    lab.etcd
-        .etcdctl(&[
-            "put",
-            &agent::resources::bgp_peer_key("tor"),
-            &peer.to_string(),
-        ])
+    // The global BGPPeer, applied with routectl as a Calico v3 manifest
+    // (from a node: etcd is reachable there). A typo is refused first,
+    // naming the field, and stores nothing.
+    let routectl = harness::lab::workspace_binary("routectl")
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let endpoint = lab.etcd.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: tor\nspec:\n  peerIP: 10.200.0.50\n  asNumber: 65000\n";
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, manifest.replace("asNumber", "asNumbr")).unwrap();
+    let out = lab.nodes[0]
+        .ns
+        .output(
+            &routectl,
+            &[
+                "apply",
+                "-f",
+                &bad.to_string_lossy(),
+                "--etcd-endpoints",
+                &endpoint,
+            ],
+        )
         .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("asNumbr"),
+        "{out:?}"
+    );
+    let good = dir.path().join("tor.yaml");
+    std::fs::write(&good, manifest).unwrap();
+    let applied = lab.nodes[0]
+        .ns
+        .exec(
+            &routectl,
+            &[
+                "apply",
+                "-f",
+                &good.to_string_lossy(),
+                "--etcd-endpoints",
+                &endpoint,
+            ],
+        )
+        .unwrap();
+    assert!(applied.contains("BGPPeer tor applied"), "{applied}");
     wait_until(
         "BIRD Established with all three nodes",
         Duration::from_secs(60),

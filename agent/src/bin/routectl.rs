@@ -1,8 +1,11 @@
 //! `routectl`: the operator's view of a tabby node.
 //!
 //! `routectl peers` and `routectl routes` ask the local agent over its
-//! control socket; `routectl ipam show [--show-blocks]` reads etcd. Exit codes: 0 success, 1 the agent could not be asked,
-//! 2 bad usage.
+//! control socket; `routectl ipam show [--show-blocks]` reads etcd;
+//! `routectl apply -f FILE` writes IPPool and BGPPeer resources to etcd.
+//! Exit codes: 0 success, 1 the agent or etcd could not be asked or
+//! written, 2 bad usage, 3 the manifest was refused (the message names the
+//! document and field).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -42,6 +45,16 @@ enum Command {
     Peers,
     /// Routes this node programs.
     Routes,
+    /// Create or update IPPool and BGPPeer resources from a YAML or JSON
+    /// file (`-` for stdin); Calico v3 manifests are accepted as they are.
+    Apply {
+        /// The manifest file, or `-`.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// etcd endpoints, comma-separated.
+        #[arg(long, env = "ETCD_ENDPOINTS", value_delimiter = ',')]
+        etcd_endpoints: Vec<String>,
+    },
     /// IP address management (reads etcd directly).
     Ipam {
         #[command(subcommand)]
@@ -60,6 +73,37 @@ enum IpamVerb {
         #[arg(long)]
         show_blocks: bool,
     },
+}
+
+fn apply(file: &PathBuf, endpoints: &[String]) -> Result<Vec<String>, (u8, String)> {
+    let text = if file.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::stdin()
+            .read_to_string(&mut t)
+            .map_err(|e| (1, format!("stdin: {e}")))?;
+        t
+    } else {
+        std::fs::read_to_string(file).map_err(|e| (1, format!("{}: {e}", file.display())))?
+    };
+    let resources = agent::node::apply::parse(&text).map_err(|e| (3, e.to_string()))?;
+    if endpoints.is_empty() {
+        return Err((
+            2,
+            "ETCD_ENDPOINTS (or --etcd-endpoints) is required for apply".into(),
+        ));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (1, e.to_string()))?;
+    rt.block_on(async {
+        let store = ipam::EtcdStore::connect(&ipam::EtcdConfig::new(endpoints.to_vec()))
+            .await
+            .map_err(|e| (1, format!("etcd: {e}")))?;
+        agent::node::apply::apply(&ipam::Ipam::new(store), &resources)
+            .await
+            .map_err(|e| (1, e))
+    })
 }
 
 fn ipam_show(endpoints: &[String], blocks: bool) -> Result<String, String> {
@@ -95,6 +139,23 @@ fn ask(socket: &PathBuf, request: &str) -> Result<String, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let request = match &cli.command {
+        Command::Apply {
+            file,
+            etcd_endpoints,
+        } => {
+            return match apply(file, etcd_endpoints) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err((code, e)) => {
+                    eprintln!("routectl: {e}");
+                    ExitCode::from(code)
+                }
+            };
+        }
         Command::Peers => "peers",
         Command::Routes => "routes",
         Command::Ipam {
@@ -129,7 +190,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         },
-        (Output::Table, Command::Ipam { .. }) => String::new(),
+        (Output::Table, Command::Ipam { .. } | Command::Apply { .. }) => String::new(),
         (Output::Table, Command::Routes) => match serde_json::from_str::<Vec<RouteRow>>(&answer) {
             Ok(rows) => rows
                 .iter()

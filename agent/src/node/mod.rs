@@ -22,6 +22,7 @@
 //! for 120 s; on start the agent adopts the kernel's routes and only adds
 //! until every peer has sent its End-of-RIB (or 30 s passed).
 
+pub mod apply;
 pub mod cluster;
 pub mod config;
 pub mod control;
