@@ -239,7 +239,8 @@ impl<S: Datastore> Ipam<S> {
         // 2. Claim new blocks, up to the per-host limit.
         if ctx.config.auto_allocate_blocks {
             while out.len() < want {
-                let owned = self.affinities(node, true).await?.len();
+                // Step 1 read the list fresh and claims keep it current.
+                let owned = self.affinities(node, false).await?.len();
                 if owned >= ctx.config.block_limit() as usize {
                     break;
                 }

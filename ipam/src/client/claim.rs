@@ -85,7 +85,35 @@ impl<S: Datastore> Ipam<S> {
         let bkey = keys::block(&cidr);
         let pending = encode_json(&BlockAffinity::new(AffinityState::Pending));
         let confirmed = encode_json(&BlockAffinity::new(AffinityState::Confirmed));
-        self.forget_affinities(node);
+        let result = self
+            .claim_cidr_once(node, cidr, &akey, &bkey, pending, confirmed)
+            .await;
+        match &result {
+            Ok((Claim::Ours(_), Some(revision))) => self.remember_affinity(
+                node,
+                cidr,
+                Versioned {
+                    value: BlockAffinity::new(AffinityState::Confirmed),
+                    revision: *revision,
+                },
+            ),
+            _ => self.forget_affinities(node),
+        }
+        result.map(|(claim, _)| claim)
+    }
+
+    /// The claim state machine. Also returns the revision of the confirmed
+    /// affinity when this call wrote it together with the block.
+    async fn claim_cidr_once(
+        &self,
+        node: &str,
+        cidr: IpNet,
+        akey: &str,
+        bkey: &str,
+        pending: Vec<u8>,
+        confirmed: Vec<u8>,
+    ) -> Result<(Claim, Option<crate::store::Revision>), IpamError> {
+        let (akey, bkey) = (akey.to_string(), bkey.to_string());
         let mut aff: Option<Versioned<BlockAffinity>> = None;
         // The block is assumed absent until a transaction says otherwise.
         let mut blk: Option<Versioned<AllocationBlock>> = None;
@@ -106,13 +134,13 @@ impl<S: Datastore> Ipam<S> {
                 (None, Some(b)) if b.value.is_affine_to(node) => {
                     // Our block lost its affinity key: restore it.
                     match self.store.create(&akey, confirmed.clone()).await? {
-                        TxnOutcome::Committed { .. } => return Ok(Claim::Ours(b.clone())),
+                        TxnOutcome::Committed { .. } => return Ok((Claim::Ours(b.clone()), None)),
                         TxnOutcome::Conflict { current } => {
                             aff = affinity_of(current.first().and_then(Option::as_ref))?
                         }
                     }
                 }
-                (None, Some(_)) => return Ok(Claim::Taken),
+                (None, Some(_)) => return Ok((Claim::Taken, None)),
                 (Some(a), None) if a.value.state != AffinityState::PendingDeletion => {
                     // Phase 2: create the block and confirm, atomically.
                     let block = AllocationBlock::new(cidr, Some(BlockAffinity::host(node)), now());
@@ -128,7 +156,7 @@ impl<S: Datastore> Ipam<S> {
                                 revision,
                             };
                             self.remember_block(cidr, Some(block.clone()));
-                            return Ok(Claim::Ours(block));
+                            return Ok((Claim::Ours(block), Some(revision)));
                         }
                         TxnOutcome::Conflict { current } => {
                             let mut current = current.into_iter();
@@ -150,14 +178,14 @@ impl<S: Datastore> Ipam<S> {
                     }
                 }
                 (Some(a), Some(b)) if b.value.is_affine_to(node) => match a.value.state {
-                    AffinityState::Confirmed => return Ok(Claim::Ours(b.clone())),
-                    AffinityState::PendingDeletion => return Ok(Claim::Taken),
+                    AffinityState::Confirmed => return Ok((Claim::Ours(b.clone()), None)),
+                    AffinityState::PendingDeletion => return Ok((Claim::Taken, None)),
                     AffinityState::Pending => match self
                         .store
                         .update(&akey, confirmed.clone(), a.revision)
                         .await?
                     {
-                        TxnOutcome::Committed { .. } => return Ok(Claim::Ours(b.clone())),
+                        TxnOutcome::Committed { .. } => return Ok((Claim::Ours(b.clone()), None)),
                         TxnOutcome::Conflict { current } => {
                             aff = affinity_of(current.first().and_then(Option::as_ref))?
                         }
@@ -166,7 +194,7 @@ impl<S: Datastore> Ipam<S> {
                 (Some(a), Some(_)) => {
                     // Someone else's block: withdraw our claim.
                     let _ = self.store.delete(&akey, a.revision).await?;
-                    return Ok(Claim::Taken);
+                    return Ok((Claim::Taken, None));
                 }
             }
         }

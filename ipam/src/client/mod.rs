@@ -256,6 +256,26 @@ impl<S: Datastore> Ipam<S> {
         self.cache().affinities.remove(node);
     }
 
+    /// Record in the cached affinity list of `node` (if there is one) that
+    /// the store now holds `affinity` for `cidr`, so a claim does not cost
+    /// the next call a re-read. Keeps the list's read time: the TTL still
+    /// bounds how long other processes' changes go unseen.
+    pub(crate) fn remember_affinity(
+        &self,
+        node: &str,
+        cidr: IpNet,
+        affinity: Versioned<BlockAffinity>,
+    ) {
+        let mut cache = self.cache();
+        if let Some((_, list)) = cache.affinities.get_mut(node) {
+            let list = Arc::make_mut(list);
+            match list.iter_mut().find(|e| e.cidr == cidr) {
+                Some(e) => e.affinity = affinity,
+                None => list.push(AffinityEntry { cidr, affinity }),
+            }
+        }
+    }
+
     /// Whether the cached copy of a block is older than the cache TTL.
     pub(crate) fn block_is_stale(&self, cidr: &IpNet) -> bool {
         self.cache()
