@@ -27,6 +27,23 @@ pub fn host_interface_name(prefix: &str, namespace: &str, pod: &str) -> String {
     name
 }
 
+/// Whether `ifindex` is a workload interface (its name starts with
+/// `prefix`) in the calling process's namespace, read from /sys/class/net.
+pub fn is_workload_interface(ifindex: u32, prefix: &str) -> bool {
+    // /sys/class/net is right here: the agent runs in its node's namespace
+    // with its own /sys (as under `ip netns exec` or in a pod).
+    std::fs::read_dir("/sys/class/net")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()).any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(prefix)
+                    && std::fs::read_to_string(e.path().join("ifindex"))
+                        .is_ok_and(|i| i.trim().parse::<u32>().ok() == Some(ifindex))
+            })
+        })
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

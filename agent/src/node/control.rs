@@ -8,6 +8,11 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+
 use serde::{Deserialize, Serialize};
 
 /// One row of `routectl peers`.
@@ -75,6 +80,46 @@ pub fn restrict(path: &Path) -> Result<(), ControlError> {
             source,
         }
     })
+}
+
+/// What the control socket reads: a copy the daemon refreshes each round.
+#[derive(Debug, Default, Clone)]
+pub struct View {
+    pub peers: Vec<PeerRow>,
+    pub routes: Vec<RouteRow>,
+}
+
+/// Serve `view` on the control socket at `path` (see the module doc).
+pub fn serve(path: &Path, view: watch::Receiver<View>) -> anyhow::Result<()> {
+    let path = path.to_path_buf();
+    prepare(&path)?;
+    let listener = UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
+    restrict(&path)?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let view = view.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut line = String::new();
+                if BufReader::new(read).read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let v = view.borrow().clone();
+                let answer = match line.trim() {
+                    "peers" => serde_json::to_string(&v.peers),
+                    "routes" => serde_json::to_string(&v.routes),
+                    other => Ok(
+                        serde_json::json!({"error": format!("unknown request {other:?}")})
+                            .to_string(),
+                    ),
+                };
+                if let Ok(text) = answer {
+                    let _ = write.write_all(text.as_bytes()).await;
+                }
+            });
+        }
+    });
+    Ok(())
 }
 
 /// Render peers like `calicoctl node status`.

@@ -14,26 +14,26 @@ use bgp::session::SessionConfig;
 use bgp::speaker::{self, PeerConfig, PeerStatus, SessionEvent, SpeakerConfig, SpeakerHandle};
 use bgp::wire::capability::{GracefulRestart, GracefulRestartFamily};
 use bgp::wire::{Afi, Capability, Message, Safi};
-use ipam::{AffinityState, EtcdConfig, EtcdStore, IpPool, Ipam, TunnelKind};
-use ipnet::{IpNet, Ipv4Net};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixListener;
+use ipam::{AffinityState, EtcdConfig, EtcdStore, Ipam, TunnelKind};
+use ipnet::IpNet;
 use tokio::sync::{broadcast, watch};
 
 use super::cluster::{MeshPeer, NodeInfo, PeerType, external_peers, mesh};
 use super::config::NodeConfig;
-use super::control::{self, PeerRow, RouteRow};
+use super::control::{self, PeerRow, RouteRow, View};
 use super::export;
 use super::health::{Health, PeerMetrics};
 use super::registration::{bgp_peers, nodes, register};
 use super::routes::{Inputs, Learned, desired};
-use crate::dataplane::autodetect::{Method, choose, host_addresses, source_for};
+use super::startup;
+use crate::dataplane::autodetect::host_addresses;
 use crate::dataplane::encap::{LocalLinks, check_kernel_support, kernel_has_ipip};
 use crate::dataplane::reconciler::{RoundOutcome, RouteCommand, RouteReconciler};
 use crate::dataplane::route::{RouteSet, Target};
 use crate::dataplane::route_table::RouteTable;
 use crate::dataplane::veth::link_index;
 use crate::dataplane::vxlan::{self, VxlanDevice, vtep_mac};
+use crate::dataplane::workload::is_workload_interface;
 
 /// How long peers keep our routes while this agent restarts (RFC 4724
 /// Restart Time), seconds.
@@ -42,13 +42,6 @@ const GR_RESTART_TIME: u16 = 120;
 /// How long after start the agent only adds routes, if not every peer has
 /// sent its End-of-RIB by then.
 const STARTUP_GRACE: Duration = Duration::from_secs(30);
-
-/// What the control socket reads: a copy the daemon refreshes each round.
-#[derive(Debug, Default, Clone)]
-struct View {
-    peers: Vec<PeerRow>,
-    routes: Vec<RouteRow>,
-}
 
 /// The daemon's own state, owned by its task.
 struct Daemon {
@@ -81,7 +74,7 @@ struct Daemon {
 
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(cfg: NodeConfig) -> Result<()> {
-    let address = node_address(&cfg)?;
+    let address = startup::node_address(&cfg)?;
     let endpoints = cfg.etcd_endpoints.clone();
     if endpoints.is_empty() {
         bail!("ETCD_ENDPOINTS is required");
@@ -92,7 +85,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
             .context("etcd")?,
     );
     let ipam = Ipam::new(store.clone());
-    ensure_default_pool(&cfg, &ipam).await?;
+    startup::ensure_default_pool(&cfg, &ipam).await?;
     let pools = ipam.pools().await?;
     for pool in &pools {
         let encap = super::routes::pool_encap(pool);
@@ -165,7 +158,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     // goes (they vanish with the interface): never delete them, even when a
     // resync runs before this agent has heard of the pod.
     let prefix = cfg.interface_prefix.clone();
-    let workload = move |_: &IpNet, t: &Target| matches!(t, Target::Device { ifindex } if is_workload(*ifindex, &prefix));
+    let workload = move |_: &IpNet, t: &Target| matches!(t, Target::Device { ifindex } if is_workload_interface(*ifindex, &prefix));
     std::thread::Builder::new()
         .name("dataplane".into())
         .spawn(
@@ -193,7 +186,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         )?;
 
     let (view, view_rx) = watch::channel(View::default());
-    spawn_control(&cfg, view_rx)?;
+    control::serve(&cfg.control_socket, view_rx)?;
     let (health, health_rx) = watch::channel(Health::default());
     if let Some(addr) = cfg.health_addr {
         super::health::serve(addr, health_rx)
@@ -234,81 +227,6 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         last_round_ok: false,
     };
     daemon.serve(events).await
-}
-
-fn node_address(cfg: &NodeConfig) -> Result<Ipv4Net> {
-    if cfg.ip != "autodetect" {
-        return cfg
-            .ip
-            .parse()
-            .with_context(|| format!("IP {:?} is not an address/prefix", cfg.ip));
-    }
-    let method = Method::parse(&cfg.ip_autodetection_method)?;
-    let found = choose(&method, &host_addresses()?, false, source_for)?;
-    match found.address {
-        IpNet::V4(n) => Ok(n),
-        IpNet::V6(_) => bail!("autodetection found an IPv6 address"),
-    }
-}
-
-async fn ensure_default_pool(cfg: &NodeConfig, ipam: &Ipam<Arc<EtcdStore>>) -> Result<()> {
-    let Some(cidr) = &cfg.ipv4pool_cidr else {
-        return Ok(());
-    };
-    if !ipam.pools().await?.is_empty() {
-        return Ok(());
-    }
-    let pool = serde_json::json!({
-        "apiVersion": "projectcalico.org/v3",
-        "kind": "IPPool",
-        "metadata": {"name": "default-ipv4-ippool"},
-        "spec": {
-            "cidr": cidr,
-            "blockSize": cfg.ipv4pool_block_size,
-            "ipipMode": cfg.ipv4pool_ipip,
-            "vxlanMode": cfg.ipv4pool_vxlan,
-            "natOutgoing": true,
-        }
-    });
-    let pool: IpPool = serde_json::from_value(pool).context("default pool")?;
-    match ipam.apply_pool(&pool).await {
-        Ok(_) => Ok(()),
-        // Another node created it first.
-        Err(_) if !ipam.pools().await?.is_empty() => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn spawn_control(cfg: &NodeConfig, view: watch::Receiver<View>) -> Result<()> {
-    let path = cfg.control_socket.clone();
-    control::prepare(&path)?;
-    let listener = UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
-    control::restrict(&path)?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let view = view.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut line = String::new();
-                if BufReader::new(read).read_line(&mut line).await.is_err() {
-                    return;
-                }
-                let v = view.borrow().clone();
-                let answer = match line.trim() {
-                    "peers" => serde_json::to_string(&v.peers),
-                    "routes" => serde_json::to_string(&v.routes),
-                    other => Ok(
-                        serde_json::json!({"error": format!("unknown request {other:?}")})
-                            .to_string(),
-                    ),
-                };
-                if let Ok(text) = answer {
-                    let _ = write.write_all(text.as_bytes()).await;
-                }
-            });
-        }
-    });
-    Ok(())
 }
 
 impl Daemon {
@@ -607,7 +525,9 @@ impl Daemon {
         Ok(owned
             .into_iter()
             .filter_map(|(dst, t)| match t {
-                Target::Device { ifindex } if is_workload(ifindex, &prefix) => Some((dst, ifindex)),
+                Target::Device { ifindex } if is_workload_interface(ifindex, &prefix) => {
+                    Some((dst, ifindex))
+                }
                 _ => None,
             })
             .collect())
@@ -716,19 +636,4 @@ impl Daemon {
             failed_rounds: self.failed_rounds,
         });
     }
-}
-
-fn is_workload(ifindex: u32, prefix: &str) -> bool {
-    // /sys/class/net is right here: the agent runs in its node's namespace
-    // with its own /sys (as under `ip netns exec` or in a pod).
-    std::fs::read_dir("/sys/class/net")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()).any(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.starts_with(prefix)
-                    && std::fs::read_to_string(e.path().join("ifindex"))
-                        .is_ok_and(|i| i.trim().parse::<u32>().ok() == Some(ifindex))
-            })
-        })
-        .unwrap_or(false)
 }

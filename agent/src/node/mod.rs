@@ -32,5 +32,6 @@ pub mod health;
 pub mod ipam_show;
 pub mod registration;
 pub mod routes;
+pub mod startup;
 
 pub use config::NodeConfig;
