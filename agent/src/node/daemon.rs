@@ -39,6 +39,9 @@ use crate::dataplane::workload::is_workload_interface;
 /// Restart Time), seconds.
 const GR_RESTART_TIME: u16 = 120;
 
+/// How often the remote VTEP entries are re-installed when nothing changed.
+const VTEP_REFRESH: Duration = Duration::from_secs(30);
+
 /// How long after start the agent only adds routes, if not every peer has
 /// sent its End-of-RIB by then.
 const STARTUP_GRACE: Duration = Duration::from_secs(30);
@@ -58,6 +61,9 @@ struct Daemon {
     sessions: BTreeMap<IpAddr, Negotiated>,
     /// The blocks we originate.
     originated: BTreeSet<IpNet>,
+    /// The remote VTEP entries last installed, and when.
+    vteps: Vec<vxlan::RemoteVtep>,
+    vteps_at: Option<std::time::Instant>,
     /// Peers whose End-of-RIB arrived since they came up.
     eor_received: BTreeSet<IpAddr>,
     /// Until every mesh peer sent its End-of-RIB (or the grace period is
@@ -218,6 +224,8 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         sessions: BTreeMap::new(),
         originated: BTreeSet::new(),
         eor_received: BTreeSet::new(),
+        vteps: Vec::new(),
+        vteps_at: None,
         converging_until: Some(std::time::Instant::now() + STARTUP_GRACE),
         routes: routes_tx,
         view,
@@ -484,7 +492,10 @@ impl Daemon {
                 Some(Learned { prefix, next_hop })
             })
             .collect();
-        let pods = self.local_pods()?;
+        // One dump of the kernel's tabby routes serves both the pod routes
+        // and, while converging, the routes to keep.
+        let kernel = RouteTable::open()?.owned()?;
+        let pods = self.local_pods(&kernel);
         let inputs = Inputs {
             own_blocks: &own,
             learned: &learned,
@@ -504,8 +515,8 @@ impl Daemon {
             } else {
                 // Keep what the kernel holds (a previous run's routes)
                 // until the table is complete: add, never remove.
-                for (dst, target) in RouteTable::open()?.owned()? {
-                    routes.entry(dst).or_insert(target);
+                for (dst, target) in &kernel {
+                    routes.entry(*dst).or_insert_with(|| target.clone());
                 }
             }
         }
@@ -519,37 +530,50 @@ impl Daemon {
 
     /// Pods on this node: the host routes on workload interfaces that
     /// tabby-cni installed (protocol 95, `dev cali…`).
-    fn local_pods(&self) -> Result<Vec<(IpNet, u32)>> {
-        let owned = RouteTable::open()?.owned()?;
-        let prefix = self.cfg.interface_prefix.clone();
-        Ok(owned
-            .into_iter()
+    fn local_pods(&self, kernel: &RouteSet) -> Vec<(IpNet, u32)> {
+        let prefix = &self.cfg.interface_prefix;
+        kernel
+            .iter()
             .filter_map(|(dst, t)| match t {
-                Target::Device { ifindex } if is_workload_interface(ifindex, &prefix) => {
-                    Some((dst, ifindex))
+                Target::Device { ifindex } if is_workload_interface(*ifindex, prefix) => {
+                    Some((*dst, *ifindex))
                 }
                 _ => None,
             })
-            .collect())
+            .collect()
     }
 
-    async fn program_vxlan(&self, nodes: &[NodeInfo]) -> Result<()> {
+    /// Install the remote VTEP entries: when the set of remote VTEPs
+    /// changes, and otherwise every [`VTEP_REFRESH`] to repair drift (not
+    /// every round: that was a netlink connection and two requests per
+    /// node each 500 ms).
+    async fn program_vxlan(&mut self, nodes: &[NodeInfo]) -> Result<()> {
         let Some(index) = self.links.vxlan else {
             return Ok(());
         };
+        let vteps: Vec<vxlan::RemoteVtep> = nodes
+            .iter()
+            .filter(|n| n.name != self.me.name)
+            .filter_map(|n| {
+                Some(vxlan::RemoteVtep {
+                    node_address: IpAddr::V4(n.address.addr()),
+                    tunnel_address: IpAddr::V4(n.vxlan_tunnel?),
+                    mac: n.vtep_mac?,
+                })
+            })
+            .collect();
+        let due = self.vteps_at.is_none_or(|t| t.elapsed() >= VTEP_REFRESH);
+        if vteps == self.vteps && !due {
+            return Ok(());
+        }
         let (conn, handle, _) = rtnetlink::new_connection()?;
         let conn = tokio::spawn(conn);
-        for n in nodes.iter().filter(|n| n.name != self.me.name) {
-            if let (Some(tunnel), Some(mac)) = (n.vxlan_tunnel, n.vtep_mac) {
-                let vtep = vxlan::RemoteVtep {
-                    node_address: IpAddr::V4(n.address.addr()),
-                    tunnel_address: IpAddr::V4(tunnel),
-                    mac,
-                };
-                vxlan::set_remote(&handle, index, &vtep).await?;
-            }
+        for vtep in &vteps {
+            vxlan::set_remote(&handle, index, vtep).await?;
         }
         conn.abort();
+        self.vteps = vteps;
+        self.vteps_at = Some(std::time::Instant::now());
         Ok(())
     }
 
