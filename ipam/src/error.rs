@@ -35,6 +35,13 @@ pub enum IpamError {
         wanted: usize,
         found: usize,
     },
+    /// A pool named in the request (by name or CIDR) cannot be used.
+    #[error("requested {family} pool {pool:?} {reason}")]
+    RequestedPool {
+        pool: String,
+        family: Family,
+        reason: String,
+    },
     #[error("{ip} is not in any pool")]
     NotInPool { ip: IpAddr },
     #[error("{ip} is already allocated")]

@@ -42,7 +42,7 @@ pub use client::{
 pub use config::IpamConfig;
 pub use error::IpamError;
 pub use handle::IpamHandle;
-pub use pool::{AllowedUse, EncapMode, Family, IpPool, Pool};
+pub use pool::{AllowedUse, AssignmentMode, EncapMode, Family, IpPool, Pool};
 pub use state::{IpamState, Versioned};
 pub use store::Datastore;
 pub use store::etcd::{EtcdConfig, EtcdStore, EtcdTls};

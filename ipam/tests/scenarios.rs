@@ -10,8 +10,8 @@ use std::sync::Arc;
 use ipam::check::{self, LiveOwners};
 use ipam::store::Datastore;
 use ipam::{
-    AffinityState, AllowedUse, AssignArgs, Attrs, BlockAffinity, IpPool, Ipam, IpamConfig,
-    IpamError, ReleaseRequest, TunnelKind, keys,
+    AffinityState, AllowedUse, AssignArgs, AssignmentMode, Attrs, BlockAffinity, IpPool, Ipam,
+    IpamConfig, IpamError, ReleaseRequest, TunnelKind, keys,
 };
 use support::{Probe, rt};
 
@@ -335,6 +335,55 @@ fn node_selector_picks_the_pool() {
             .await
             .unwrap_err();
         assert!(e.to_string().starts_with("spec.cidr"), "{e}");
+    });
+}
+
+#[test]
+fn requested_pools_are_used_whatever_their_selector_and_must_be_usable() {
+    rt().block_on(async {
+        let ipam = setup("10.0.0.0/24", 26).await;
+        let mut manual = IpPool::new("manual", "10.2.0.0/24");
+        manual.spec.node_selector = Some("rack == 'nowhere'".into());
+        manual.spec.assignment_mode = AssignmentMode::Manual;
+        ipam.apply_pool(&manual).await.unwrap();
+        let mut off = IpPool::new("off", "10.3.0.0/24");
+        off.spec.disabled = true;
+        ipam.apply_pool(&off).await.unwrap();
+        ipam.apply_pool(&IpPool::new("v6", "fd00:1::/64"))
+            .await
+            .unwrap();
+        // unrequested, a manual pool is never used
+        let a = ipam
+            .auto_assign(&AssignArgs::new("h0", "n1"))
+            .await
+            .unwrap();
+        assert!(a[0].ip.to_string().starts_with("10.0.0."), "{a:?}");
+        // by name and by CIDR, whatever its nodeSelector
+        for (handle, wanted) in [("h1", "manual"), ("h2", "10.2.0.0/24")] {
+            let mut args = AssignArgs::new(handle, "n1");
+            args.v4_pools = vec![wanted.into()];
+            let a = ipam.auto_assign(&args).await.unwrap();
+            assert!(
+                a[0].ip.to_string().starts_with("10.2.0."),
+                "{wanted}: {a:?}"
+            );
+        }
+        for (wanted, reason) in [
+            ("nope", "does not exist"),
+            ("10.9.0.0/24", "does not exist"),
+            ("off", "is disabled"),
+            ("v6", "is an IPv6 pool"),
+        ] {
+            let mut args = AssignArgs::new("h3", "n1");
+            args.v4_pools = vec![wanted.into()];
+            let e = ipam.auto_assign(&args).await.unwrap_err();
+            assert!(
+                matches!(e, IpamError::RequestedPool { .. }) && e.to_string().contains(reason),
+                "{wanted}: {e}"
+            );
+        }
+        assert!(ipam.ips_by_handle("h3").await.unwrap().is_empty());
+        assert_invariants(&ipam).await;
     });
 }
 

@@ -16,6 +16,10 @@
 //!   result, DEL in reverse order); Debian's `macvlan` with `tabby-ipam`
 //!   gets a pool address and DEL releases it; `tabby` with
 //!   `host-local` as its IPAM gets a host-local address, and DEL frees it.
+//! - `ipam_pools_in_the_conflist_choose_the_pool`: `ipam.ipv4_pools` by
+//!   name and by CIDR allocates from a pool whose nodeSelector does not
+//!   select the node (as Calico); a pool that does not exist is code 101
+//!   naming it, and allocates nothing.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod cni_support;
@@ -231,4 +235,43 @@ fn chains_with_portmap_and_the_halves_combine_with_reference_plugins() {
         .quiet();
     assert!(!lease.exists(), "DEL did not reach host-local");
     assert_eq!(lab.allocations(), 0);
+}
+
+#[test]
+fn ipam_pools_in_the_conflist_choose_the_pool() {
+    if !require_live("ipam_pools_in_the_conflist_choose_the_pool", BINS) {
+        return;
+    }
+    let lab = Lab::new("cni-pools", true);
+    lab.ipam(|ipam| async move {
+        let mut rack = ipam::IpPool::new("rack-pool", "10.245.0.0/24");
+        rack.spec.node_selector = Some("rack == 'elsewhere'".into());
+        ipam.apply_pool(&rack).await.unwrap();
+    });
+    let pod = Netns::new("cni-pools-pod").unwrap();
+    for (i, wanted) in ["rack-pool", "10.245.0.0/24"].into_iter().enumerate() {
+        let container = format!("p{i}");
+        let mut conf = lab.config("1.0.0");
+        conf["ipam"]["ipv4_pools"] = json!([wanted]);
+        let r = lab
+            .run("tabby", "ADD", &container, Some((&pod, "pools")), &conf)
+            .result();
+        assert!(pod_ip(&r).starts_with("10.245.0."), "{wanted}: {r}");
+        lab.run(
+            "tabby",
+            "DEL",
+            &container,
+            Some((&pod, "pools")),
+            &with_prev(&conf, &r),
+        )
+        .quiet();
+    }
+    let mut conf = lab.config("1.0.0");
+    conf["ipam"]["ipv4_pools"] = json!(["no-such-pool"]);
+    let e = lab
+        .run("tabby", "ADD", "p9", Some((&pod, "pools")), &conf)
+        .error(101);
+    assert!(e["msg"].as_str().unwrap().contains("no-such-pool"), "{e}");
+    assert_eq!(lab.allocations(), 0);
+    assert!(pod.ip(&["link", "show", "eth0"]).is_err());
 }

@@ -15,6 +15,9 @@
 //! - `a_failed_add_rolls_back_and_leaks_nothing`: CNI_IFNAME already in the
 //!   pod makes ADD fail after allocation; no address, endpoint or veth is
 //!   left, and a DEL afterwards succeeds.
+//! - `an_add_whose_netns_vanishes_after_allocation_leaks_nothing`: the pod
+//!   netns is deleted while ADD waits for the Node; ADD allocates, fails to
+//!   wire, rolls back; IPAM's leak check is clean and no veth is left.
 //! - `fifty_concurrent_adds_get_fifty_distinct_addresses`: 50 plugin
 //!   processes at once on one node (serialised by the host lock) give 50
 //!   distinct, reachable addresses; 50 concurrent DELs release them all.
@@ -24,9 +27,12 @@ mod cni_support;
 
 use std::collections::BTreeSet;
 
-use agent::resources::workload_endpoint_key;
+use std::time::Duration;
+
+use agent::resources::{self, Node, workload_endpoint_key};
 use cni_support::{Lab, pod_ip, with_prev};
 use harness::{Netns, require_live};
+use ipam::Datastore;
 use serde_json::json;
 
 const BINS: &[&str] = &["ip", "ping", "etcd", "etcdctl"];
@@ -296,6 +302,8 @@ fn a_failed_add_rolls_back_and_leaks_nothing() {
     assert!(e["msg"].as_str().unwrap().contains("eth0"), "{e}");
     assert!(lab.held("r1").is_empty(), "the address leaked");
     assert_eq!(lab.allocations(), 0);
+    let report = lab.leak_check();
+    assert!(report.is_clean(), "{report:#?}");
     assert!(lab.host_links("cali").is_empty());
     let key = workload_endpoint_key(&lab.name, "default", "roll", "eth0");
     assert!(lab.stored(&key).is_none());
@@ -303,6 +311,58 @@ fn a_failed_add_rolls_back_and_leaks_nothing() {
     lab.run("tabby", "DEL", "r1", Some((&pod, "roll")), &conf)
         .quiet();
     assert_eq!(lab.allocations(), 0);
+}
+
+#[test]
+fn an_add_whose_netns_vanishes_after_allocation_leaks_nothing() {
+    if !require_live(
+        "an_add_whose_netns_vanishes_after_allocation_leaks_nothing",
+        BINS,
+    ) {
+        return;
+    }
+    // The node is not registered yet: ADD checks the netns, then waits for
+    // the Node. The netns is deleted while it waits; then the Node appears,
+    // ADD allocates, and wiring finds the netns gone.
+    let lab = Lab::new("cni-vanish", false);
+    let pod = Netns::new("cni-vanish-pod").unwrap();
+    let log = lab.dir.path().join("plugin.log");
+    let mut conf = lab.config("1.0.0");
+    conf["node_wait_seconds"] = json!(30);
+    conf["log_file_path"] = json!(log);
+    let child = lab.spawn("tabby", "ADD", "v1", Some((&pod, "vanish")), &conf);
+    harness::wait_until(
+        "the plugin to wait for the Node",
+        Duration::from_secs(20),
+        || Ok(std::fs::read_to_string(&log).is_ok_and(|l| l.contains("waiting up to"))),
+    )
+    .unwrap();
+    drop(pod);
+    let name = lab.name.clone();
+    lab.ipam(move |ipam| async move {
+        let node = serde_json::to_vec(&Node::new(&name)).unwrap();
+        ipam.store()
+            .create(&resources::node_key(&name), node)
+            .await
+            .unwrap();
+    });
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "ADD succeeded: {stdout}");
+    let e: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(e["code"].as_u64().is_some_and(|c| c != 0), "{e}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("allocated"),
+        "it failed before allocating:\n{log}"
+    );
+    assert!(log.contains("rolling back"), "{log}");
+    let report = lab.leak_check();
+    assert!(report.is_clean(), "{report:#?}");
+    assert_eq!(lab.allocations(), 0);
+    assert!(lab.host_links("cali").is_empty());
+    let key = workload_endpoint_key(&lab.name, "default", "vanish", "eth0");
+    assert!(lab.stored(&key).is_none());
 }
 
 #[test]

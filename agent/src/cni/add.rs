@@ -52,6 +52,12 @@ pub async fn add<S: Datastore>(s: &Session<S>, attach: &Attach) -> Result<CniRes
         Some(v) => Some(CniResult::from_value(v, "prevResult")?),
         None => None,
     };
+    s.log.debug(&format!(
+        "{} exists; waiting up to {:?} for node {:?}",
+        netns.display(),
+        s.conf.node_wait,
+        s.node
+    ));
     let node = endpoint::wait_for_node(s.store(), &s.node, s.conf.node_wait).await?;
     let ips = s.allocate(attach, &node.metadata.labels).await?;
     s.log.info(&format!("allocated {ips:?}"));

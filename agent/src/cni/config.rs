@@ -19,7 +19,7 @@
 //! | `ipam_lock_file` | host-wide flock serialising ADD/DEL/GC | `/var/run/tabby/cni.lock` |
 //! | `ipam.type` | `tabby-ipam` (in-process) or any IPAM plugin in `CNI_PATH` | required |
 //! | `ipam.assign_ipv4`, `ipam.assign_ipv6` | bool or `"true"`/`"false"` | true, false |
-//! | `ipam.ipv4_pools`, `ipam.ipv6_pools` | refused with code 2 while non-empty | |
+//! | `ipam.ipv4_pools`, `ipam.ipv6_pools` | pools (names or CIDRs) to allocate from, whatever their `nodeSelector`, as Calico; each must exist, be enabled and allow workloads | all pools selecting the node |
 //! | `dns` | copied into the ADD result | none |
 //!
 //! tabby's own keys: `mtu_file` (`/var/lib/tabby/mtu`), `interface_prefix`
@@ -75,6 +75,10 @@ pub struct IpamConf {
     pub assign_ipv6: bool,
     /// Routes handed out with the addresses (host-local's `ipam.routes`).
     pub routes: Vec<Route>,
+    /// `ipam.ipv4_pools`: the pools (names or CIDRs) to allocate from.
+    pub ipv4_pools: Vec<String>,
+    /// `ipam.ipv6_pools`, likewise.
+    pub ipv6_pools: Vec<String>,
 }
 
 impl IpamConf {
@@ -124,7 +128,8 @@ pub fn is_cni_name(s: &str) -> bool {
 }
 
 impl NetConf {
-    /// Parse and validate the stdin config. Bad JSON is code 6; a field of
+    /// Parse and validate the stdin config. Bad JSON (or a `cniVersion` that
+    /// is not a string) is code 6; a field of
     /// the wrong type or value is code 7 naming it; an unsupported version
     /// is code 1; a feature tabby does not have is code 2.
     pub fn parse(bytes: &[u8]) -> Result<NetConf, CniError> {
@@ -133,7 +138,17 @@ impl NetConf {
         let Value::Object(obj) = value else {
             return Err(CniError::Decode("the config is not a JSON object".into()));
         };
-        let version: String = required(&obj, "", "cniVersion")?;
+        // A `cniVersion` that is not a string is undecodable (6), as in
+        // libcni's version decoder, which reads it before anything else.
+        let version = match obj.get("cniVersion") {
+            Some(Value::String(v)) => v.clone(),
+            Some(other) => {
+                return Err(CniError::Decode(format!(
+                    "cniVersion: {other} is not a version string"
+                )));
+            }
+            None => return Err(CniError::config("cniVersion", "required")),
+        };
         let cni_version = CniVersion::parse(&version)?;
         let name: String = required(&obj, "", "name")?;
         if !is_cni_name(&name) {
@@ -241,17 +256,8 @@ fn parse_ipam(obj: &Map<String, Value>) -> Result<IpamConf, CniError> {
             "must be a binary name without '/'",
         ));
     }
-    for pools in ["ipv4_pools", "ipv6_pools"] {
-        if let Some(list) = optional::<Vec<String>>(ipam, "ipam.", pools)?
-            && !list.is_empty()
-        {
-            return Err(CniError::unsupported(
-                format!("ipam.{pools}"),
-                list.join(","),
-                "choosing pools per network is not implemented; pools are chosen by nodeSelector",
-            ));
-        }
-    }
+    let ipv4_pools = pool_list(ipam, "ipv4_pools")?;
+    let ipv6_pools = pool_list(ipam, "ipv6_pools")?;
     let assign_ipv4 = flag(ipam, "assign_ipv4")?.unwrap_or(true);
     let assign_ipv6 = flag(ipam, "assign_ipv6")?.unwrap_or(false);
     if plugin_type == TABBY_IPAM && !assign_ipv4 && !assign_ipv6 {
@@ -265,7 +271,22 @@ fn parse_ipam(obj: &Map<String, Value>) -> Result<IpamConf, CniError> {
         assign_ipv4,
         assign_ipv6,
         routes: optional(ipam, "ipam.", "routes")?.unwrap_or_default(),
+        ipv4_pools,
+        ipv6_pools,
     })
+}
+
+/// `ipam.<key>`: a list of pool names or CIDRs; whether each exists is
+/// checked at allocation time, against the pools then in the datastore.
+fn pool_list(ipam: &Map<String, Value>, key: &str) -> Result<Vec<String>, CniError> {
+    let list = optional::<Vec<String>>(ipam, "ipam.", key)?.unwrap_or_default();
+    if let Some(bad) = list.iter().find(|p| p.trim().is_empty()) {
+        return Err(CniError::config(
+            format!("ipam.{key}"),
+            format!("{bad:?} is not a pool name or CIDR"),
+        ));
+    }
+    Ok(list.iter().map(|p| p.trim().to_string()).collect())
 }
 
 fn parse_etcd(obj: &Map<String, Value>) -> Result<EtcdConf, CniError> {

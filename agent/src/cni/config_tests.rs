@@ -75,7 +75,7 @@ fn bad_json_is_code_6() {
 #[test]
 fn every_bad_field_is_code_7_naming_it() {
     refused(&without("cniVersion"), 7, "cniVersion");
-    refused(&with("cniVersion", 1.into()), 7, "cniVersion");
+    refused(&with("cniVersion", 1.into()), 6, "cniVersion");
     refused(&without("name"), 7, "name");
     refused(&with("name", "bad name!".into()), 7, "name");
     refused(&without("type"), 7, "type");
@@ -137,13 +137,29 @@ fn features_tabby_lacks_are_code_2_naming_key_and_value() {
         2,
         "datastore_type=kubernetes",
     );
-    refused(
-        &with("ipam.ipv4_pools", serde_json::json!(["pool-a"])),
-        2,
-        "ipam.ipv4_pools=pool-a",
-    );
+}
+
+#[test]
+fn pool_lists_are_kept_and_blank_entries_refused() {
+    let c = NetConf::parse(&with(
+        "ipam.ipv4_pools",
+        serde_json::json!(["pool-a", " 10.1.0.0/16 "]),
+    ))
+    .unwrap();
+    assert_eq!(c.ipam.ipv4_pools, ["pool-a", "10.1.0.0/16"]);
+    assert!(c.ipam.ipv6_pools.is_empty());
     // empty lists are what Calico's templates often carry: accepted
     NetConf::parse(&with("ipam.ipv4_pools", serde_json::json!([]))).unwrap();
+    refused(
+        &with("ipam.ipv6_pools", serde_json::json!([""])),
+        7,
+        "ipam.ipv6_pools",
+    );
+    refused(
+        &with("ipam.ipv4_pools", serde_json::json!("pool-a")),
+        7,
+        "ipam.ipv4_pools",
+    );
 }
 
 #[test]

@@ -50,6 +50,8 @@ pub async fn assign<S: Datastore>(
         attrs,
         node_labels: node_labels.clone(),
         usage: AllowedUse::Workload,
+        v4_pools: conf.ipam.ipv4_pools.clone(),
+        v6_pools: conf.ipam.ipv6_pools.clone(),
     };
     let assigned = ipam.auto_assign(&args).await?;
     Ok(assigned

@@ -31,6 +31,13 @@ pub struct AssignArgs {
     /// The node's labels, matched against each pool's `nodeSelector`.
     pub node_labels: BTreeMap<String, String>,
     pub usage: AllowedUse,
+    /// Requested IPv4 pools, by name or CIDR (CNI `ipam.ipv4_pools`). When
+    /// any are given, only they are used, whatever their `nodeSelector` and
+    /// `assignmentMode` (as Calico's `AutoAssign` with `IPv4Pools`); each
+    /// must exist, be enabled and allow `usage`.
+    pub v4_pools: Vec<String>,
+    /// Requested IPv6 pools, likewise (`ipam.ipv6_pools`).
+    pub v6_pools: Vec<String>,
 }
 
 impl AssignArgs {
@@ -44,6 +51,8 @@ impl AssignArgs {
             attrs: Attrs::new(),
             node_labels: BTreeMap::new(),
             usage: AllowedUse::Workload,
+            v4_pools: Vec::new(),
+            v6_pools: Vec::new(),
         }
     }
 }
@@ -103,6 +112,57 @@ pub(crate) fn node_seed(node: &str) -> u128 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     node.hash(&mut h);
     u128::from(h.finish())
+}
+
+/// The pools `args` may take `family` addresses from: the requested ones
+/// when the request names any for `family`, else every usable pool that
+/// selects the node.
+fn candidate_pools<'a>(
+    all: &'a [Pool],
+    args: &AssignArgs,
+    family: Family,
+) -> Result<Vec<&'a Pool>, IpamError> {
+    let requested = match family {
+        Family::V4 => &args.v4_pools,
+        Family::V6 => &args.v6_pools,
+    };
+    if requested.is_empty() {
+        return Ok(all
+            .iter()
+            .filter(|p| p.family() == family && p.usable(&args.node_labels, args.usage))
+            .collect());
+    }
+    let refuse = |pool: &str, reason: String| IpamError::RequestedPool {
+        pool: pool.to_string(),
+        family,
+        reason,
+    };
+    let mut out: Vec<&Pool> = Vec::new();
+    for wanted in requested {
+        let cidr = wanted.parse::<IpNet>().ok();
+        let Some(pool) = all
+            .iter()
+            .find(|p| p.name == *wanted || cidr == Some(p.cidr))
+        else {
+            return Err(refuse(wanted, "does not exist".into()));
+        };
+        if pool.family() != family {
+            return Err(refuse(wanted, format!("is an {} pool", pool.family())));
+        }
+        if pool.disabled {
+            return Err(refuse(wanted, "is disabled".into()));
+        }
+        if !pool.allowed_uses.contains(&args.usage) {
+            return Err(refuse(
+                wanted,
+                format!("does not allow {:?} addresses", args.usage),
+            ));
+        }
+        if !out.iter().any(|p| p.cidr == pool.cidr) {
+            out.push(pool);
+        }
+    }
+    Ok(out)
 }
 
 fn in_pools(cidr: &IpNet, pools: &[&Pool]) -> bool {
@@ -181,11 +241,7 @@ impl<S: Datastore> Ipam<S> {
         want: usize,
         handle: &mut Versioned<IpamHandle>,
     ) -> Result<Vec<Assigned>, IpamError> {
-        let pools: Vec<&Pool> = ctx
-            .pools
-            .iter()
-            .filter(|p| p.family() == family && p.usable(&args.node_labels, args.usage))
-            .collect();
+        let pools = candidate_pools(&ctx.pools, args, family)?;
         if pools.is_empty() {
             return Err(IpamError::NoPool {
                 node: args.node.clone(),

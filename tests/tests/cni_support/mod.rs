@@ -184,6 +184,20 @@ impl Lab {
         })
     }
 
+    /// IPAM's leak check with no live workload (and this node alive): a
+    /// clean report means nothing is held for a pod that is not there.
+    pub fn leak_check(&self) -> ipam::Report {
+        let node = self.name.clone();
+        self.ipam(move |ipam| async move {
+            let state = ipam.snapshot().await.unwrap();
+            let live = ipam::LiveOwners {
+                workloads: Default::default(),
+                nodes: [node].into(),
+            };
+            ipam::check::check(&state, &live)
+        })
+    }
+
     /// The stored value at `key`, as JSON.
     pub fn stored(&self, key: &str) -> Option<Value> {
         let key = key.to_string();
@@ -278,7 +292,12 @@ impl Lab {
     /// Run `tabby` with raw stdin bytes and exactly the env `vars`.
     pub fn run_raw(&self, vars: &[(&str, &str)], stdin: &[u8]) -> Run {
         let bin = self.dir.path().join("tabby");
-        let mut cmd = self.node.command(bin.to_str().unwrap());
+        self.run_raw_with(bin.to_str().unwrap(), vars, stdin)
+    }
+
+    /// Run the plugin binary `bin` with raw stdin bytes and exactly `vars`.
+    pub fn run_raw_with(&self, bin: &str, vars: &[(&str, &str)], stdin: &[u8]) -> Run {
+        let mut cmd = self.node.command(bin);
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CNI_")) {
             cmd.env_remove(k);
         }
