@@ -40,6 +40,8 @@ pub struct LabOptions {
     pub ipip: String,
     /// BGP hold time of the agents, seconds.
     pub hold_time: u16,
+    /// More environment for every agent; it wins over the lab's own.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for LabOptions {
@@ -50,6 +52,7 @@ impl Default for LabOptions {
             vxlan: "CrossSubnet".into(),
             ipip: "Never".into(),
             hold_time: 9,
+            extra_env: Vec::new(),
         }
     }
 }
@@ -196,6 +199,7 @@ impl Lab {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(self.opts.extra_env.iter().cloned())
         .collect();
         let label = format!("tabby-node-{}", node.name);
         let agent = Daemon::spawn_env(

@@ -17,6 +17,7 @@
 //! Everything a test starts is stopped by PID when its guard drops; nothing
 //! is ever killed by name. Logs of daemons are printed when a test fails.
 
+pub mod apiserver;
 pub mod capture;
 pub mod daemon;
 pub mod etcd;

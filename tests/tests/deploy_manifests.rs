@@ -405,6 +405,13 @@ fn tabby_node_env_is_what_tabby_node_reads() {
         env["NODENAME"]["valueFrom"]["fieldRef"]["fieldPath"],
         "spec.nodeName"
     );
+    assert_eq!(
+        env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace",
+        "the GC Lease lives in the agent's own namespace"
+    );
+    literal("TABBY_IPAM_GC_GRACE_SECONDS")
+        .parse::<u64>()
+        .unwrap();
     assert_eq!(literal("IP"), "autodetect");
     assert!(!literal("IP_AUTODETECTION_METHOD").is_empty());
     literal("AS").parse::<u32>().unwrap();

@@ -56,13 +56,16 @@ pub enum Method {
     SkipInterface(Vec<Regex>),
     CanReach(IpAddr),
     Cidr(Vec<IpNet>),
+    /// `kubernetes-internal-ip`: the host address equal to one of the Node
+    /// object's InternalIPs, filled in by [`Method::with_internal_ips`].
+    KubernetesInternalIp(Vec<IpAddr>),
 }
 
 /// Why a method string or its outcome is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AutodetectError {
     #[error(
-        "IP_AUTODETECTION_METHOD {0:?}: unknown method (expected first-found, interface=, skip-interface=, can-reach= or cidr=)"
+        "IP_AUTODETECTION_METHOD {0:?}: unknown method (expected first-found, kubernetes-internal-ip, interface=, skip-interface=, can-reach= or cidr=)"
     )]
     UnknownMethod(String),
     #[error("IP_AUTODETECTION_METHOD {method:?}: bad value {value:?}: {reason}")]
@@ -86,6 +89,9 @@ impl Method {
         let text = text.trim();
         if text.is_empty() || text == "first-found" {
             return Ok(Method::FirstFound);
+        }
+        if text == "kubernetes-internal-ip" {
+            return Ok(Method::KubernetesInternalIp(Vec::new()));
         }
         let (name, value) = text
             .split_once('=')
@@ -120,6 +126,17 @@ impl Method {
                 .collect::<Result<_, _>>()
                 .map(Method::Cidr),
             _ => Err(AutodetectError::UnknownMethod(text.into())),
+        }
+    }
+}
+
+impl Method {
+    /// The method with the Node's InternalIPs, for `kubernetes-internal-ip`
+    /// (other methods are returned as they are).
+    pub fn with_internal_ips(self, ips: &[IpAddr]) -> Method {
+        match self {
+            Method::KubernetesInternalIp(_) => Method::KubernetesInternalIp(ips.to_vec()),
+            other => other,
         }
     }
 }
@@ -160,6 +177,9 @@ pub fn choose(
         Method::Cidr(ranges) => candidates
             .clone()
             .find(|a| ranges.iter().any(|r| r.contains(&a.address.addr()))),
+        Method::KubernetesInternalIp(ips) => {
+            candidates.clone().find(|a| ips.contains(&a.address.addr()))
+        }
         Method::CanReach(dest) => {
             can_reach(*dest).and_then(|src| candidates.clone().find(|a| a.address.addr() == src))
         }

@@ -92,4 +92,23 @@ pub struct NodeConfig {
     /// How often the agent re-reads the datastore and the kernel, in ms.
     #[arg(long, env = "TABBY_RESYNC_MS", default_value_t = 500)]
     pub resync_ms: u64,
+
+    /// Use the Kubernetes API: auto (when KUBERNETES_SERVICE_HOST is set,
+    /// i.e. in a pod), on (also outside a pod, via KUBECONFIG), off. Used
+    /// for the Node's labels and InternalIP, its NetworkUnavailable
+    /// condition and annotations, and IPAM garbage collection.
+    #[arg(long, env = "TABBY_KUBERNETES", default_value = "auto")]
+    pub kubernetes: String,
+
+    /// IPAM garbage collection (Kubernetes only): an address whose pod or
+    /// node is gone is released once two scans this many seconds apart
+    /// agree; 0 turns it off. One agent at a time collects (Lease
+    /// tabby-ipam-gc).
+    #[arg(long, env = "TABBY_IPAM_GC_GRACE_SECONDS", default_value_t = 900)]
+    pub ipam_gc_grace_seconds: u64,
+
+    /// The namespace of the agent's pod, where the tabby-ipam-gc Lease is
+    /// kept (the DaemonSet sets it from metadata.namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "tabby-system")]
+    pub pod_namespace: String,
 }

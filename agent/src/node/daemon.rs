@@ -14,7 +14,7 @@ use bgp::session::SessionConfig;
 use bgp::speaker::{self, PeerConfig, PeerStatus, SessionEvent, SpeakerConfig, SpeakerHandle};
 use bgp::wire::capability::{GracefulRestart, GracefulRestartFamily};
 use bgp::wire::{Afi, Capability, Message, Safi};
-use ipam::{AffinityState, EtcdConfig, EtcdStore, Ipam, TunnelKind};
+use ipam::{AffinityState, EtcdStore, Ipam, TunnelKind};
 use ipnet::IpNet;
 use tokio::sync::{broadcast, watch};
 
@@ -76,17 +76,21 @@ struct Daemon {
     started: std::time::Instant,
     failed_rounds: u64,
     last_round_ok: bool,
+    /// The cluster, when running in one; `NetworkUnavailable=False` is
+    /// sent once, the first time the agent is ready.
+    kube: Option<super::kubernetes::KubeLink>,
+    announced_up: bool,
 }
 
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(cfg: NodeConfig) -> Result<()> {
-    let address = startup::node_address(&cfg)?;
-    let endpoints = cfg.etcd_endpoints.clone();
-    if endpoints.is_empty() {
+    let kube = super::kubernetes::connect(&cfg).await?;
+    let address = startup::node_address(&cfg, kube.as_ref().map(|k| &k.facts))?;
+    if cfg.etcd_endpoints.is_empty() {
         bail!("ETCD_ENDPOINTS is required");
     }
     let store = Arc::new(
-        EtcdStore::connect(&EtcdConfig::new(endpoints))
+        EtcdStore::connect(&startup::etcd_config(&cfg))
             .await
             .context("etcd")?,
     );
@@ -139,8 +143,22 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         vxlan_index = Some(vxlan::ensure_device(&handle, &dev).await?);
         vxlan_info = Some((tunnel, mac));
     }
-    register(store.as_ref(), &cfg.nodename, address, cfg.asn, vxlan_info).await?;
+    let labels = kube.as_ref().map(|k| &k.facts.labels);
+    register(
+        store.as_ref(),
+        &cfg.nodename,
+        address,
+        cfg.asn,
+        vxlan_info,
+        labels,
+    )
+    .await?;
     tracing::info!(node = %cfg.nodename, %address, asn = cfg.asn, "registered");
+    if let Some(link) = &kube {
+        let vxlan = vxlan_info.map(|(t, mac)| (t, super::registration::mac_text(mac)));
+        super::kubernetes::annotate(link, address, cfg.asn, vxlan).await;
+        super::kubernetes::spawn_gc(link, store.clone(), &cfg);
+    }
 
     let me = NodeInfo {
         name: cfg.nodename.clone(),
@@ -233,6 +251,8 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         started: std::time::Instant::now(),
         failed_rounds: 0,
         last_round_ok: false,
+        kube,
+        announced_up: false,
     };
     daemon.serve(events).await
 }
@@ -273,6 +293,9 @@ impl Daemon {
                 },
                 _ = term.recv() => {
                     tracing::info!("SIGTERM: stopping, kernel routes stay");
+                    if let Some(link) = &self.kube {
+                        super::kubernetes::announce_down(link).await;
+                    }
                     return Ok(());
                 }
                 _ = tokio::signal::ctrl_c() => return Ok(()),
@@ -621,7 +644,7 @@ impl Daemon {
     }
 
     /// Health and metrics, from the speaker's counters and this round.
-    fn refresh_health(&self, statuses: &[PeerStatus], routes: Option<usize>) {
+    fn refresh_health(&mut self, statuses: &[PeerStatus], routes: Option<usize>) {
         let peers: Vec<PeerMetrics> = statuses
             .iter()
             .map(|s| PeerMetrics {
@@ -652,9 +675,16 @@ impl Daemon {
             peers.is_empty() || up > 0
         };
         let previous = self.health.borrow().routes_programmed;
+        let ready = self.last_round_ok && sessions_ok;
+        if ready && !self.announced_up {
+            self.announced_up = true;
+            if let Some(link) = &self.kube {
+                super::kubernetes::announce_up(link);
+            }
+        }
         self.health.send_replace(Health {
             alive: true,
-            ready: self.last_round_ok && sessions_ok,
+            ready,
             peers,
             routes_programmed: routes.unwrap_or(previous),
             failed_rounds: self.failed_rounds,

@@ -30,6 +30,7 @@ pub mod daemon;
 pub mod export;
 pub mod health;
 pub mod ipam_show;
+pub mod kubernetes;
 pub mod registration;
 pub mod routes;
 pub mod startup;

@@ -7,6 +7,7 @@
 //!   "ipv4VXLANTunnelAddr":"10.0.1.0","vxlanTunnelMACAddr":"66:…"}}`.
 //! Writes are compare-and-swap on the key's revision, retried on conflict.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipam::Datastore;
@@ -27,7 +28,8 @@ pub enum RegistrationError {
     Contended(String),
 }
 
-fn mac_text(mac: [u8; 6]) -> String {
+/// A MAC as Calico writes it: `66:0a:01:02:03:04`.
+pub fn mac_text(mac: [u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
@@ -95,12 +97,15 @@ pub async fn bgp_peers(
 
 /// Create or update this node's resource with its address, AS and VXLAN
 /// tunnel (CAS on the revision, retried), keeping fields others wrote.
+/// `labels` (the Kubernetes Node's, when in a cluster) replace the
+/// resource's labels, which pool `nodeSelector`s match; `None` keeps them.
 pub async fn register(
     store: &impl Datastore,
     name: &str,
     address: Ipv4Net,
     asn: u32,
     vxlan: Option<(Ipv4Addr, [u8; 6])>,
+    labels: Option<&BTreeMap<String, String>>,
 ) -> Result<(), RegistrationError> {
     let key = node_key(name);
     for _ in 0..20 {
@@ -118,6 +123,9 @@ pub async fn register(
             }
             None => (Node::new(name), Compare::absent(&key)),
         };
+        if let Some(labels) = labels {
+            node.metadata.labels = labels.clone();
+        }
         let bgp = node.spec.bgp.get_or_insert_with(NodeBgpSpec::default);
         bgp.ipv4_address = Some(address.to_string());
         bgp.as_number = Some(asn);

@@ -4,26 +4,60 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use ipam::{EtcdStore, IpPool, Ipam};
+use ipam::{EtcdConfig, EtcdStore, EtcdTls, IpPool, Ipam};
 use ipnet::{IpNet, Ipv4Net};
 
 use super::config::NodeConfig;
 use crate::dataplane::autodetect::{Method, choose, host_addresses, source_for};
+use crate::k8s::node::NodeFacts;
 
-/// The node's IPv4 address with its prefix: `IP`, or autodetected.
-pub fn node_address(cfg: &NodeConfig) -> Result<Ipv4Net> {
+/// The node's IPv4 address with its prefix: `IP`, or autodetected
+/// (`kubernetes-internal-ip` uses the Node's InternalIPs from `facts`).
+pub fn node_address(cfg: &NodeConfig, facts: Option<&NodeFacts>) -> Result<Ipv4Net> {
     if cfg.ip != "autodetect" {
         return cfg
             .ip
             .parse()
             .with_context(|| format!("IP {:?} is not an address/prefix", cfg.ip));
     }
-    let method = Method::parse(&cfg.ip_autodetection_method)?;
+    let mut method = Method::parse(&cfg.ip_autodetection_method)?;
+    if matches!(method, Method::KubernetesInternalIp(_)) {
+        let Some(facts) = facts else {
+            bail!(
+                "IP_AUTODETECTION_METHOD=kubernetes-internal-ip needs Kubernetes (TABBY_KUBERNETES=auto in a pod, or on)"
+            );
+        };
+        if facts.internal_ips.is_empty() {
+            bail!(
+                "Node {:?} has no InternalIP in status.addresses",
+                facts.name
+            );
+        }
+        method = method.with_internal_ips(&facts.internal_ips);
+    }
     let found = choose(&method, &host_addresses()?, false, source_for)?;
     match found.address {
         IpNet::V4(n) => Ok(n),
         IpNet::V6(_) => bail!("autodetection found an IPv6 address"),
     }
+}
+
+/// The etcd client settings: `ETCD_ENDPOINTS` and, when any is set, the
+/// `ETCD_CA_CERT_FILE`/`ETCD_CERT_FILE`/`ETCD_KEY_FILE` TLS files.
+pub fn etcd_config(cfg: &NodeConfig) -> EtcdConfig {
+    let mut c = EtcdConfig::new(cfg.etcd_endpoints.clone());
+    if cfg.etcd_ca_cert_file.is_some()
+        || cfg.etcd_cert_file.is_some()
+        || cfg.etcd_key_file.is_some()
+    {
+        c.tls = Some(EtcdTls {
+            ca_file: cfg.etcd_ca_cert_file.clone(),
+            cert_file: cfg.etcd_cert_file.clone(),
+            key_file: cfg.etcd_key_file.clone(),
+            domain: None,
+        });
+    }
+    c
 }
 
 /// Create the default pool from `TABBY_IPV4POOL_*` if no pool exists yet
