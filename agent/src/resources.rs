@@ -343,7 +343,11 @@ pub struct BgpPeerSpec {
     pub max_prefix: Option<u32>,
 }
 
+/// Only an inline `value` is accepted: Calico's `secretKeyRef` (a
+/// Kubernetes Secret) is refused by name rather than ignored, since a
+/// session without the password would silently run unauthenticated.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BgpPassword {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,

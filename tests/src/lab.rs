@@ -243,6 +243,9 @@ impl Lab {
             "etcd_endpoints": self.etcd.endpoint(),
             "nodename": node.name,
             "ipam_lock_file": node.dir.join("cni.lock"),
+            // what the agent writes into its state dir
+            "mtu_file": node.dir.join("mtu"),
+            "nodename_file": node.dir.join("nodename"),
             "node_wait_seconds": 10,
             "ipam": {"type": "tabby-ipam"},
         })

@@ -129,6 +129,13 @@ fn every_pod_reaches_every_other_pod_across_both_subnets() {
         last.iter().filter(|(_, _, ok)| !ok).collect::<Vec<_>>()
     );
     assert_eq!(last.len(), 30, "6 pods, each to 5 others");
+    // The agent's MTU (uplink 1500 minus VXLAN's 50) reached the pods
+    // through its state dir and tabby-cni.
+    let pod = &lab.nodes[0].pods[0];
+    let link = pod.ns.ip(&["-o", "link", "show", "eth0"]).unwrap();
+    assert!(link.contains("mtu 1450"), "{link}");
+    let state = std::fs::read_to_string(lab.nodes[0].dir.join("nodename")).unwrap();
+    assert_eq!(state.trim(), "n1");
 
     // routectl ipam show, from a node (etcd is reachable there).
     let routectl = harness::lab::workspace_binary("routectl").unwrap();

@@ -207,5 +207,18 @@ spec:
         let e = parse("apiVersion: projectcalico.org/v3\nkind: Felix\n").unwrap_err();
         assert!(matches!(e, ApplyError::Kind { .. }), "{e}");
         assert!(matches!(parse("a: [1, 2"), Err(ApplyError::Syntax { .. })));
+        // A password tabby cannot read is refused, not dropped.
+        let secret = format!(
+            "{CALICO}  password:\n    secretKeyRef:\n      name: bgp-secrets\n      key: tor\n"
+        );
+        let e = parse(&secret).unwrap_err().to_string();
+        assert!(
+            e.contains("secretKeyRef") && e.contains("document 2"),
+            "{e}"
+        );
+        let inline = format!("{CALICO}  password:\n    value: s3cret\n");
+        let r = parse(&inline).unwrap();
+        assert!(matches!(&r[1], Resource::BgpPeer(p)
+            if p.spec.password.as_ref().and_then(|p| p.value.as_deref()) == Some("s3cret")));
     }
 }

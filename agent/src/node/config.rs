@@ -73,7 +73,8 @@ pub struct NodeConfig {
     )]
     pub control_socket: PathBuf,
 
-    /// Where the agent keeps state between runs.
+    /// Where the agent keeps state between runs, and the files tabby-cni
+    /// reads: `nodename` and `mtu` (the pods' MTU).
     #[arg(long, env = "TABBY_STATE_DIR", default_value = "/var/lib/tabby")]
     pub state_dir: PathBuf,
 
@@ -85,7 +86,8 @@ pub struct NodeConfig {
     #[arg(long, env = "TABBY_INTERFACE_PREFIX", default_value = "cali")]
     pub interface_prefix: String,
 
-    /// MTU of pod interfaces; 0 picks it from the uplink and encapsulation.
+    /// MTU of pod interfaces; 0 picks it from the uplink and encapsulation
+    /// (minus 50 for VXLAN, 20 for IPIP). Written to `<state dir>/mtu`.
     #[arg(long, env = "TABBY_MTU", default_value_t = 0)]
     pub mtu: u32,
 

@@ -114,6 +114,12 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     let uplink = link_index(&handle, &uplink_name)
         .await?
         .ok_or_else(|| anyhow!("{uplink_name} vanished"))?;
+    let uplink_mtu = crate::dataplane::veth::link_mtu(&handle, &uplink_name)
+        .await?
+        .unwrap_or(1500);
+    let mtu = startup::pod_mtu(cfg.mtu, uplink_mtu, &pools);
+    startup::write_state_files(&cfg, mtu)?;
+    tracing::info!(uplink = %uplink_name, uplink_mtu, pod_mtu = mtu, "state files written");
 
     // VXLAN, if a pool wants it: tunnel address from IPAM, device, Node fields.
     let mut vxlan_info = None;
@@ -127,9 +133,6 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
             bail!("IPv4 tunnel address expected")
         };
         let mac = vtep_mac(&cfg.nodename);
-        let uplink_mtu = crate::dataplane::veth::link_mtu(&handle, &uplink_name)
-            .await?
-            .unwrap_or(1500);
         let dev = VxlanDevice {
             name: vxlan::DEFAULT_DEVICE.into(),
             vni: vxlan::DEFAULT_VNI,

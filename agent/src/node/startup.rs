@@ -60,6 +60,49 @@ pub fn etcd_config(cfg: &NodeConfig) -> EtcdConfig {
     c
 }
 
+/// Bytes a tunnel adds to every packet: VXLAN 50 (outer IPv4 20, UDP 8,
+/// VXLAN 8, inner Ethernet 14), IPIP 20, as Calico counts them.
+const VXLAN_OVERHEAD: u32 = 50;
+const IPIP_OVERHEAD: u32 = 20;
+
+/// The pods' MTU: `TABBY_MTU` when set, else the uplink's minus the largest
+/// overhead any enabled pool's encapsulation adds (Calico's auto MTU).
+pub fn pod_mtu(configured: u32, uplink_mtu: u32, pools: &[ipam::Pool]) -> u32 {
+    if configured > 0 {
+        return configured;
+    }
+    let overhead = pools
+        .iter()
+        .filter(|p| !p.disabled)
+        .map(|p| {
+            if p.vxlan_mode != ipam::EncapMode::Never {
+                VXLAN_OVERHEAD
+            } else if p.ipip_mode != ipam::EncapMode::Never {
+                IPIP_OVERHEAD
+            } else {
+                0
+            }
+        })
+        .max()
+        .unwrap_or(0);
+    uplink_mtu.saturating_sub(overhead).max(68)
+}
+
+/// Write what tabby-cni reads from the state dir: `nodename` (its
+/// `nodename_file`) and `mtu` (its `mtu_file`), each replaced atomically.
+pub fn write_state_files(cfg: &NodeConfig, mtu: u32) -> Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("state dir {}", cfg.state_dir.display()))?;
+    for (name, text) in [("nodename", cfg.nodename.clone()), ("mtu", mtu.to_string())] {
+        let path = cfg.state_dir.join(name);
+        let tmp = cfg.state_dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, format!("{text}\n"))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Create the default pool from `TABBY_IPV4POOL_*` if no pool exists yet
 /// (another node may win the race; that is fine).
 pub async fn ensure_default_pool(cfg: &NodeConfig, ipam: &Ipam<Arc<EtcdStore>>) -> Result<()> {
@@ -87,5 +130,33 @@ pub async fn ensure_default_pool(cfg: &NodeConfig, ipam: &Ipam<Arc<EtcdStore>>) 
         // Another node created it first.
         Err(_) if !ipam.pools().await?.is_empty() => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(vxlan: &str, ipip: &str) -> ipam::Pool {
+        let mut p = IpPool::new("p", "10.0.0.0/16");
+        p.spec.vxlan_mode = serde_json::from_value(vxlan.into()).unwrap();
+        p.spec.ipip_mode = serde_json::from_value(ipip.into()).unwrap();
+        p.validate(&[]).unwrap()
+    }
+
+    #[test]
+    fn pod_mtu_is_the_uplinks_minus_the_largest_tunnel_overhead() {
+        assert_eq!(pod_mtu(0, 1500, &[]), 1500);
+        assert_eq!(pod_mtu(0, 1500, &[pool("Never", "Never")]), 1500);
+        assert_eq!(pod_mtu(0, 1500, &[pool("Never", "Always")]), 1480);
+        assert_eq!(
+            pod_mtu(
+                0,
+                9000,
+                &[pool("Never", "Always"), pool("CrossSubnet", "Never")]
+            ),
+            8950
+        );
+        assert_eq!(pod_mtu(1400, 9000, &[pool("Always", "Never")]), 1400);
     }
 }
