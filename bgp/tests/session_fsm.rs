@@ -723,3 +723,50 @@ fn a_connection_arriving_in_established_is_closed() {
     assert_eq!(a, vec![Action::Close { conn: IN }]);
     assert_eq!((s.state(), s.connection()), (State::Established, Some(OUT)));
 }
+
+#[test]
+fn automatic_stop_sends_its_notification_and_restarts_only_when_asked() {
+    let clock = Clock(Instant::now());
+    let cease = Notification::new(bgp::wire::ErrorCode::Cease, 1, [0, 1, 1, 0, 0, 0, 3]);
+    for restart_after in [Some(Duration::from_secs(30)), None] {
+        let mut s = session_in(&clock, State::Established);
+        let a = s.handle(
+            clock.at(1),
+            Input::AutomaticStop {
+                notification: cease.clone(),
+                restart_after,
+            },
+        );
+        assert_eq!(sent(&a), [(OUT, Message::Notification(cease.clone()))]);
+        assert_eq!(closed(&a), [OUT]);
+        assert!(has(
+            &a,
+            &Action::Down(DownReason::NotificationSent(cease.clone()))
+        ));
+        assert_eq!(s.state(), State::Idle);
+        // Nothing happens before the IdleHold is over.
+        assert!(s.handle(clock.at(30), Input::Tick).is_empty());
+        let later = s.handle(clock.at(31), Input::Tick);
+        match restart_after {
+            Some(_) => {
+                assert!(has(&later, &Action::Connect), "{later:?}");
+                assert_eq!(s.state(), State::Connect);
+            }
+            None => {
+                assert!(later.is_empty(), "{later:?}");
+                assert_eq!(s.next_deadline(), None);
+                assert_eq!(s.state(), State::Idle);
+            }
+        }
+    }
+    // In Idle there is nothing to stop.
+    let mut idle = Session::new(cfg());
+    let none = idle.handle(
+        clock.at(0),
+        Input::AutomaticStop {
+            notification: cease,
+            restart_after: None,
+        },
+    );
+    assert!(none.is_empty());
+}

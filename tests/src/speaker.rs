@@ -3,8 +3,10 @@
 //! The speaker's tasks run on a current-thread runtime on a thread that has
 //! entered the namespace, so its listener and connections live there. The
 //! test talks to it through the [`SpeakerHandle`] from its own runtime (the
-//! handle's channels work across runtimes). Dropping the guard shuts the
-//! speaker down (Cease to every peer) and joins the thread.
+//! handle's channels work across runtimes). With [`SpeakerInNs::start_routing`]
+//! the RIB-owning router task runs beside the speaker on the same
+//! runtime. Dropping the guard shuts the speaker down (Cease to every
+//! peer) and joins the thread.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use bgp::session::State;
+use bgp::speaker::router::{self, RouterConfig, RouterHandle};
 use bgp::speaker::{self, PeerStatus, SpeakerConfig, SpeakerHandle};
 use tokio::sync::oneshot;
 
@@ -22,16 +25,45 @@ use crate::Netns;
 #[derive(Debug)]
 pub struct SpeakerInNs {
     pub handle: SpeakerHandle,
+    /// The router, when started with [`SpeakerInNs::start_routing`].
+    pub router: Option<RouterHandle>,
     rt: tokio::runtime::Runtime,
-    stop: Option<oneshot::Sender<()>>,
+    /// `true`: shut down with Cease; `false`: just stop (a crash).
+    stop: Option<oneshot::Sender<bool>>,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
 impl SpeakerInNs {
     /// Start a speaker with `config` inside `ns`.
     pub fn start(ns: &Netns, config: SpeakerConfig) -> Result<SpeakerInNs> {
+        Self::start_inner(ns, config, None)
+    }
+
+    /// Start a speaker with `config` and a router with `routing` on top
+    /// of it inside `ns`.
+    pub fn start_routing(
+        ns: &Netns,
+        config: SpeakerConfig,
+        routing: RouterConfig,
+    ) -> Result<SpeakerInNs> {
+        Self::start_inner(ns, config, Some(routing))
+    }
+
+    /// The router (panics if started without one: a test bug).
+    pub fn router(&self) -> &RouterHandle {
+        match &self.router {
+            Some(r) => r,
+            None => panic!("this speaker was started without a router"),
+        }
+    }
+
+    fn start_inner(
+        ns: &Netns,
+        config: SpeakerConfig,
+        routing: Option<RouterConfig>,
+    ) -> Result<SpeakerInNs> {
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (stop, stopped) = oneshot::channel::<bool>();
         let thread = ns.spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -44,20 +76,30 @@ impl SpeakerInNs {
                         return Ok(());
                     }
                 };
-                let _ = handle_tx.send(Ok(handle.clone()));
-                let _ = stopped.await;
+                let router = routing.map(|r| router::start(handle.clone(), r));
+                let _ = handle_tx.send(Ok((handle.clone(), router.clone())));
+                if !stopped.await.unwrap_or(true) {
+                    // A crash: the runtime and every socket go at once,
+                    // so peers see the connections end without a
+                    // NOTIFICATION.
+                    return Ok(());
+                }
+                if let Some(r) = router {
+                    r.shutdown().await;
+                }
                 handle.shutdown(Some("test over".into())).await;
                 // Let the writers flush the Cease NOTIFICATIONs.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 Ok(())
             })
         })?;
-        let handle = handle_rx.recv().context("speaker thread died")??;
+        let (handle, router) = handle_rx.recv().context("speaker thread died")??;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         Ok(SpeakerInNs {
             handle,
+            router,
             rt,
             stop: Some(stop),
             thread: Some(thread),
@@ -94,10 +136,23 @@ impl SpeakerInNs {
     }
 }
 
+impl SpeakerInNs {
+    /// Stop the speaker as a crash would: no Cease, the connections just
+    /// close (for graceful restart tests).
+    pub fn crash(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(false);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 impl Drop for SpeakerInNs {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -49,6 +49,16 @@ pub struct Route {
 pub struct AdjRibIn {
     routes: HashMap<RouteKey, Route>,
     stale_deadline: Option<Instant>,
+    /// Routes per family (IPv4, IPv6 unicast), kept in step with `routes`
+    /// so a max-prefix check costs nothing.
+    counts: [usize; 2],
+}
+
+const fn slot(family: Family) -> usize {
+    match family {
+        Family::Ipv4Unicast => 0,
+        Family::Ipv6Unicast => 1,
+    }
 }
 
 impl AdjRibIn {
@@ -129,7 +139,14 @@ impl AdjRibIn {
 
     fn withdraw(&mut self, key: RouteKey, changed: &mut Vec<RouteKey>) {
         if self.routes.remove(&key).is_some() {
+            self.uncount(&key);
             changed.push(key);
+        }
+    }
+
+    fn uncount(&mut self, key: &RouteKey) {
+        if let Some(n) = self.counts.get_mut(slot(key.prefix.family())) {
+            *n = n.saturating_sub(1);
         }
     }
 
@@ -147,7 +164,13 @@ impl AdjRibIn {
         };
         match self.routes.insert(key, route) {
             Some(old) if AttrSet::ptr_eq(&old.attrs, attrs) && old.next_hop == next_hop => {}
-            _ => changed.push(key),
+            Some(_) => changed.push(key),
+            None => {
+                if let Some(n) = self.counts.get_mut(slot(key.prefix.family())) {
+                    *n += 1;
+                }
+                changed.push(key);
+            }
         }
     }
 
@@ -171,10 +194,16 @@ impl AdjRibIn {
         self.routes.is_empty()
     }
 
+    /// Number of routes of `family` (stale ones included).
+    pub fn count(&self, family: Family) -> usize {
+        self.counts.get(slot(family)).copied().unwrap_or(0)
+    }
+
     /// Removes every route (the session went down without graceful
     /// restart); returns them.
     pub fn clear(&mut self) -> Vec<RouteKey> {
         self.stale_deadline = None;
+        self.counts = [0; 2];
         self.routes.drain().map(|(k, _)| k).collect()
     }
 
@@ -192,6 +221,9 @@ impl AdjRibIn {
                 false
             }
         });
+        for k in &removed {
+            self.uncount(k);
+        }
         self.stale_deadline = Some(deadline);
         removed
     }
@@ -245,6 +277,9 @@ impl AdjRibIn {
             }
             !drop
         });
+        for k in &removed {
+            self.uncount(k);
+        }
         removed
     }
 }

@@ -7,9 +7,9 @@
 //! has cancels the pending change, so a flap that ends where it started
 //! produces no UPDATE. It does not encode; [`super::generate`] does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::wire::NextHop;
+use crate::wire::{Family, NextHop};
 
 use super::intern::AttrSet;
 use super::prefix::IpPrefix;
@@ -37,6 +37,8 @@ impl Eq for Advert {}
 pub struct AdjRibOut {
     sent: HashMap<IpPrefix, Advert>,
     pending: HashMap<IpPrefix, Option<Advert>>,
+    /// Pending because the peer asked for them again ([`AdjRibOut::resend`]).
+    resending: HashSet<IpPrefix>,
 }
 
 impl AdjRibOut {
@@ -47,7 +49,7 @@ impl AdjRibOut {
 
     /// The peer should now have `want` for `prefix` (`None`: nothing).
     pub fn offer(&mut self, prefix: IpPrefix, want: Option<Advert>) {
-        if self.sent.get(&prefix) == want.as_ref() {
+        if self.sent.get(&prefix) == want.as_ref() && !self.resending.contains(&prefix) {
             self.pending.remove(&prefix);
         } else {
             self.pending.insert(prefix, want);
@@ -67,6 +69,7 @@ impl AdjRibOut {
 
     /// Records the pending changes as sent.
     pub fn commit(&mut self) {
+        self.resending.clear();
         for (prefix, advert) in self.pending.drain() {
             match advert {
                 Some(a) => {
@@ -82,6 +85,7 @@ impl AdjRibOut {
     /// Takes the pending changes (`None`: withdraw) and records them as
     /// sent.
     pub fn take_pending(&mut self) -> Vec<(IpPrefix, Option<Advert>)> {
+        self.resending.clear();
         let changes: Vec<_> = self.pending.drain().collect();
         for (prefix, advert) in &changes {
             match advert {
@@ -94,6 +98,26 @@ impl AdjRibOut {
             }
         }
         changes
+    }
+
+    /// The peer asked for `family` again (ROUTE-REFRESH, RFC 2918 §4):
+    /// everything it was sent of that family becomes pending again, and
+    /// stays pending even if the Loc-RIB offers the same state. Prefixes with a change already pending keep
+    /// that change. Returns how many were queued.
+    pub fn resend(&mut self, family: Family) -> usize {
+        let again: Vec<IpPrefix> = self
+            .sent
+            .keys()
+            .filter(|p| p.family() == family && !self.pending.contains_key(p))
+            .copied()
+            .collect();
+        for prefix in &again {
+            if let Some(advert) = self.sent.get(prefix) {
+                self.pending.insert(*prefix, Some(advert.clone()));
+                self.resending.insert(*prefix);
+            }
+        }
+        again.len()
     }
 
     /// What `prefix` was last sent as.
@@ -115,5 +139,6 @@ impl AdjRibOut {
     pub fn clear(&mut self) {
         self.sent.clear();
         self.pending.clear();
+        self.resending.clear();
     }
 }

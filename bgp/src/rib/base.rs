@@ -10,7 +10,9 @@
 //! what a peer still lacks into UPDATEs (§9.2). Graceful restart as
 //! helper (RFC 4724 §4.2) keeps a restarting peer's routes, stale, until
 //! its End-of-RIB or the deadline the caller passes. Locally originated
-//! routes enter the Loc-RIB directly.
+//! routes enter the Loc-RIB directly. A ROUTE-REFRESH (RFC 2918) queues
+//! a peer's whole Adj-RIB-Out again ([`Rib::resend`]); max-prefix limits
+//! are checked on demand ([`Rib::check_max_prefix`]).
 //!
 //! Single owner: one task holds the `Rib` and calls it; nothing is shared
 //! or locked. Time is only ever an argument.
@@ -32,6 +34,7 @@ use super::export::{export, import};
 use super::generate::{Outbound, build};
 use super::intern::Interner;
 use super::loc_rib::{BestPathChange, LocRib};
+use super::max_prefix::MaxPrefixExceeded;
 use super::path::{Path, PeerKind, Source};
 use super::prefix::IpPrefix;
 
@@ -49,6 +52,8 @@ struct Peer {
     eor_due: Families,
     adj_in: AdjRibIn,
     adj_out: AdjRibOut,
+    /// Families over their max-prefix limit, already reported.
+    over_limit: Families,
 }
 
 /// The RIB.
@@ -151,6 +156,7 @@ impl Rib {
                     eor_due: Families::NONE,
                     adj_in: AdjRibIn::new(),
                     adj_out: AdjRibOut::new(),
+                    over_limit: Families::NONE,
                 },
             );
             return Vec::new();
@@ -194,8 +200,71 @@ impl Rib {
         peer.families = families;
         peer.eor_due = families;
         peer.adj_out.clear();
+        peer.over_limit = Families::NONE;
         self.export_all(address);
         Ok(())
+    }
+
+    /// The peer came back after a restart we helped with (RFC 4724 §4.2):
+    /// its stale routes of families it no longer preserves (absent from
+    /// `preserved`, the families of its new OPEN's graceful restart
+    /// capability with the F bit set) go at once; the others wait for its
+    /// End-of-RIB, or `stale_until` at the latest.
+    pub fn peer_restarted(
+        &mut self,
+        address: &IpAddr,
+        preserved: Families,
+        stale_until: Instant,
+    ) -> Result<Vec<BestPathChange>, RibError> {
+        let peer = self
+            .peers
+            .get_mut(address)
+            .ok_or(RibError::UnknownPeer(*address))?;
+        let mut removed = Vec::new();
+        for family in Family::ALL.into_iter().filter(|f| !preserved.contains(*f)) {
+            removed.extend(peer.adj_in.end_of_rib(family));
+        }
+        peer.adj_in.set_stale_deadline(stale_until);
+        let source = Arc::clone(&peer.source);
+        let changes = self.remove_paths(&source, &removed);
+        self.propagate(&changes);
+        Ok(changes)
+    }
+
+    /// The peer sent ROUTE-REFRESH for `family` (RFC 2918 §4): everything
+    /// its Adj-RIB-Out holds of that family goes out again at the next
+    /// [`Rib::flush`]. Returns how many routes were queued.
+    pub fn resend(&mut self, address: &IpAddr, family: Family) -> Result<usize, RibError> {
+        let peer = self
+            .peers
+            .get_mut(address)
+            .ok_or(RibError::UnknownPeer(*address))?;
+        if !peer.up || !peer.families.contains(family) {
+            return Ok(0);
+        }
+        Ok(peer.adj_out.resend(family))
+    }
+
+    /// Checks the peer's Adj-RIB-In against its max-prefix limit: the
+    /// first family found over it that was not over it at the last check
+    /// (each crossing is reported once; a family that fell back under the
+    /// limit may be reported again).
+    pub fn check_max_prefix(&mut self, address: &IpAddr) -> Option<MaxPrefixExceeded> {
+        let peer = self.peers.get_mut(address)?;
+        let cfg = peer.cfg.max_prefixes?;
+        let mut report = None;
+        for family in Family::ALL {
+            let count = peer.adj_in.count(family);
+            match MaxPrefixExceeded::check(&cfg, family, count) {
+                Some(over) if !peer.over_limit.contains(family) => {
+                    peer.over_limit.insert(family);
+                    report = report.or(Some(over));
+                }
+                Some(_) => {}
+                None => peer.over_limit.remove(family),
+            }
+        }
+        report
     }
 
     /// The peer's session went down. With `graceful` (the peer's preserved
@@ -212,6 +281,7 @@ impl Rib {
             .ok_or(RibError::UnknownPeer(*address))?;
         peer.up = false;
         peer.adj_out.clear();
+        peer.over_limit = Families::NONE;
         let removed = match graceful {
             Some((keep, deadline)) => peer.adj_in.mark_stale(keep, deadline),
             None => peer.adj_in.clear(),

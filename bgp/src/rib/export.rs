@@ -28,6 +28,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::wire::{AsPath, Community, NextHop, PathAttributes, Segment, SegmentType};
 
 use super::decision::DecisionConfig;
+use super::max_prefix::MaxPrefix;
 use super::path::{Path, PeerKind, Source};
 use super::policy::Policy;
 use super::prefix::IpPrefix;
@@ -79,11 +80,14 @@ pub struct PeerConfig {
     /// Export policy. Required for eBGP (RFC 8212); `None` on iBGP
     /// sends everything the rules allow.
     pub export: Option<Policy>,
+    /// Upper bound on the routes per family the peer may send (RFC 4486
+    /// §4); `None`: no limit.
+    pub max_prefixes: Option<MaxPrefix>,
 }
 
 impl PeerConfig {
     /// A peer with defaults: not a client, next hop [`NextHopMode::Auto`],
-    /// no local addresses, no policies.
+    /// no local addresses, no policies, no prefix limit.
     pub fn new(address: IpAddr, asn: u32) -> Self {
         Self {
             address,
@@ -94,6 +98,7 @@ impl PeerConfig {
             local_v6: None,
             import: None,
             export: None,
+            max_prefixes: None,
         }
     }
 

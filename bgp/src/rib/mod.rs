@@ -23,6 +23,7 @@
 //! | [`decision`] | the decision process (RFC 4271 §9.1.2.2, RFC 4456 §9), ECMP |
 //! | [`loc_rib`] | the best path(s) per prefix and their changes (RFC 4271 §9.1.2) |
 //! | [`policy`] | import and export filters as values |
+//! | [`max_prefix`] | per-peer prefix limits and their Cease 6/1 (RFC 4486 §4) |
 //! | [`export`] | import checks and export rules: eBGP/iBGP, route reflection (RFC 4456 §8), RFC 8212 |
 //! | [`adj_rib_out`] | what each peer was sent and what it still must be sent (RFC 4271 §9.2) |
 //! | [`generate`] | packing Adj-RIB-Out changes into UPDATEs, End-of-RIB (RFC 4724 §2) |
@@ -36,6 +37,7 @@ pub mod export;
 pub mod generate;
 pub mod intern;
 pub mod loc_rib;
+pub mod max_prefix;
 pub mod path;
 pub mod policy;
 pub mod prefix;
@@ -48,6 +50,7 @@ pub use export::{LocalConfig, NextHopMode, PeerConfig};
 pub use generate::Outbound;
 pub use intern::{AttrSet, Interner};
 pub use loc_rib::{BestPathChange, ChangeKind, LocRib};
+pub use max_prefix::{MaxPrefix, MaxPrefixAction, MaxPrefixExceeded};
 pub use path::{Path, PeerKind, Source};
 pub use policy::{Disposition, Match, Modify, Policy, PrefixRange, PrefixSet, Rule};
 pub use prefix::IpPrefix;

@@ -52,6 +52,15 @@ pub enum Input {
         why: StopReason,
         communication: Option<String>,
     },
+    /// AutomaticStop (Event 8): the local system ends the session on its
+    /// own (for example a peer over its max-prefix limit, RFC 4486 §4),
+    /// sending `notification` once an OPEN went out. With `restart_after`
+    /// the session starts again after that IdleHold; without, it stays
+    /// Idle until the next ManualStart.
+    AutomaticStop {
+        notification: Notification,
+        restart_after: Option<Duration>,
+    },
     /// Time passed; timers that are due fire.
     Tick,
     /// A transport connection is up (Events 16 and 17).
@@ -220,6 +229,10 @@ impl Session {
         match input {
             Input::ManualStart => self.manual_start(now),
             Input::ManualStop { why, communication } => self.manual_stop(why, communication),
+            Input::AutomaticStop {
+                notification,
+                restart_after,
+            } => self.automatic_stop(now, notification, restart_after),
             Input::Tick => self.tick(now),
             Input::Connected { conn, direction } => self.connected(now, conn, direction),
             Input::ConnectFailed => self.connect_failed(now),
@@ -287,6 +300,33 @@ impl Session {
         self.go_idle(DownReason::Stopped(cease.clone()), notify.then_some(cease));
         self.backoff.reset();
         self.idle_hold = None;
+    }
+
+    fn automatic_stop(
+        &mut self,
+        now: Instant,
+        notification: Notification,
+        restart_after: Option<Duration>,
+    ) {
+        if self.state == State::Idle {
+            return;
+        }
+        let notify = matches!(
+            self.state,
+            State::OpenSent | State::OpenConfirm | State::Established
+        );
+        let reason = DownReason::NotificationSent(notification.clone());
+        self.go_idle(reason, notify.then_some(notification));
+        match restart_after {
+            Some(wait) => {
+                self.stopped = false;
+                self.idle_hold = Some(now + wait);
+            }
+            None => {
+                self.stopped = true;
+                self.idle_hold = None;
+            }
+        }
     }
 
     fn tick(&mut self, now: Instant) {

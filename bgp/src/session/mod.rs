@@ -14,10 +14,12 @@
 //! | [`negotiate`] | OPEN validation and what both OPENs agreed |
 //! | [`backoff`] | IdleHold: exponential back-off after errors (§8.1.1) |
 //! | [`fsm`] | the state machine, timers and collision detection (§6.8) |
+//! | [`graceful`] | graceful restart as helper: what to keep when a session ends (RFC 4724 §4.2) |
 
 pub mod backoff;
 pub mod config;
 pub mod fsm;
+pub mod graceful;
 pub mod negotiate;
 pub mod state;
 

@@ -12,6 +12,9 @@
 //!     └──── SessionEvent (broadcast) ◀── every peer task
 //! ```
 //!
+//! [`router`] is the task above this one that owns the RIB and drives it
+//! with these sessions' events.
+//!
 //! Each peer task is independent: a malformed message, a hold-timer expiry
 //! or a reset ends that peer's session only. TCP MD5 keys are installed on
 //! every listening socket for the peer's address when the peer is added,
@@ -20,6 +23,7 @@
 mod config;
 mod conn;
 mod peer;
+pub mod router;
 pub mod socket;
 mod status;
 
@@ -30,13 +34,14 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::session::StopReason;
-use crate::wire::Update;
+use crate::wire::{Family, Notification, RouteRefresh, RouteRefreshSubtype, Update};
 use peer::PeerCommand;
 
 /// What can go wrong asking the speaker for something.
@@ -63,9 +68,10 @@ enum Command {
         oneshot::Sender<Result<(), SpeakerError>>,
     ),
     Status(Option<IpAddr>, oneshot::Sender<Vec<PeerStatus>>),
-    SendUpdate(
+    /// A request for one peer's task; `make` builds it around the reply.
+    ToPeer(
         IpAddr,
-        Box<Update>,
+        Box<dyn FnOnce(oneshot::Sender<bool>) -> PeerCommand + Send>,
         oneshot::Sender<Result<bool, SpeakerError>>,
     ),
     Shutdown(Option<String>, oneshot::Sender<()>),
@@ -174,10 +180,91 @@ impl SpeakerHandle {
             .next())
     }
 
+    /// Ask `addr`'s peer task for something that answers yes or no.
+    async fn ask_peer(
+        &self,
+        addr: IpAddr,
+        make: impl FnOnce(oneshot::Sender<bool>) -> PeerCommand + Send + 'static,
+    ) -> Result<bool, SpeakerError> {
+        self.ask(|tx| Command::ToPeer(addr, Box::new(make), tx))
+            .await?
+    }
+
     /// Send an UPDATE to an Established peer; `Ok(false)` if it is not.
     pub async fn send_update(&self, addr: IpAddr, update: Update) -> Result<bool, SpeakerError> {
-        self.ask(|tx| Command::SendUpdate(addr, Box::new(update), tx))
-            .await?
+        self.send_updates(addr, vec![update]).await
+    }
+
+    /// Send UPDATEs, in order, to an Established peer; `Ok(false)` if it
+    /// is not.
+    pub async fn send_updates(
+        &self,
+        addr: IpAddr,
+        updates: Vec<Update>,
+    ) -> Result<bool, SpeakerError> {
+        self.ask_peer(addr, |tx| PeerCommand::SendUpdates(updates, tx))
+            .await
+    }
+
+    /// Send `messages` UPDATEs already encoded, back to back, in `bytes`
+    /// with the negotiated context of the peer's `session`-th Established
+    /// session (its [`Counters::established`] then), e.g. the output of
+    /// [`crate::rib::Rib::flush`]. `Ok(false)` if that session is not the
+    /// one Established now: bytes for an earlier session are never sent
+    /// on a later one.
+    pub async fn send_encoded(
+        &self,
+        addr: IpAddr,
+        session: u64,
+        bytes: Vec<u8>,
+        messages: u64,
+    ) -> Result<bool, SpeakerError> {
+        self.ask_peer(addr, move |reply| PeerCommand::SendEncoded {
+            bytes,
+            messages,
+            session,
+            reply,
+        })
+        .await
+    }
+
+    /// Ask an Established peer to send its routes of `family` again
+    /// (ROUTE-REFRESH, RFC 2918 §3); `Ok(false)` if it is not Established
+    /// or either side lacks the route refresh capability.
+    pub async fn send_route_refresh(
+        &self,
+        addr: IpAddr,
+        family: Family,
+    ) -> Result<bool, SpeakerError> {
+        let refresh = RouteRefresh {
+            afi: family.afi(),
+            subtype: RouteRefreshSubtype::Request,
+            safi: family.safi(),
+        };
+        self.ask_peer(addr, move |tx| PeerCommand::SendRouteRefresh(refresh, tx))
+            .await
+    }
+
+    /// End a peer's session on our own (AutomaticStop, RFC 4271 Event 8)
+    /// with `notification`, e.g. Cease 6/1 for a peer over its max-prefix
+    /// limit; it starts again after `restart_after`, or stays down until
+    /// the peer is configured again. The peer stays configured.
+    pub async fn automatic_stop(
+        &self,
+        addr: IpAddr,
+        notification: Notification,
+        restart_after: Option<Duration>,
+    ) -> Result<(), SpeakerError> {
+        self.ask_peer(addr, move |tx| {
+            // Nothing to wait for: answer at once.
+            let _ = tx.send(true);
+            PeerCommand::AutomaticStop {
+                notification,
+                restart_after,
+            }
+        })
+        .await
+        .map(drop)
     }
 
     /// Session events from now on.
@@ -289,12 +376,12 @@ impl SpeakerTask {
                 }
                 let _ = reply.send(out);
             }
-            Command::SendUpdate(addr, update, reply) => {
+            Command::ToPeer(addr, make, reply) => {
                 let result = match self.peers.get(&addr) {
                     None => Err(SpeakerError::UnknownPeer(addr)),
                     Some(slot) => {
                         let (tx, rx) = oneshot::channel();
-                        let _ = slot.commands.send(PeerCommand::SendUpdate(update, tx));
+                        let _ = slot.commands.send(make(tx));
                         rx.await.map_err(|_| SpeakerError::Gone)
                     }
                 };

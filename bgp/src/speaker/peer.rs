@@ -7,7 +7,7 @@
 //! [`SessionEvent`]s. Nothing it does can affect another peer.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -17,7 +17,7 @@ use super::config::PeerConfig;
 use super::conn::{Conn, ConnEvent, apply_ttl, connect};
 use super::status::{Counters, PeerStatus, SessionEvent, describe};
 use crate::session::{Action, ConnId, Direction, Input, Session, State, StopReason};
-use crate::wire::{Context, Message, Update, decode, encode};
+use crate::wire::{Context, Message, Notification, RouteRefresh, Update, decode, encode};
 
 /// What the speaker tells a peer task.
 #[derive(Debug)]
@@ -26,8 +26,29 @@ pub(crate) enum PeerCommand {
     Inbound(TcpStream),
     /// Report the peer's status.
     Status(oneshot::Sender<PeerStatus>),
-    /// Send an UPDATE if Established; answers whether it was sent.
-    SendUpdate(Box<Update>, oneshot::Sender<bool>),
+    /// Send UPDATEs, in order, if Established; answers whether they were
+    /// sent.
+    SendUpdates(Vec<Update>, oneshot::Sender<bool>),
+    /// Send UPDATEs already encoded with the negotiated context of the
+    /// `session`-th Established session (the value of
+    /// [`Counters::established`] while it lasts), back to back, if that
+    /// session is still the one Established; answers whether they were
+    /// sent.
+    SendEncoded {
+        bytes: Vec<u8>,
+        messages: u64,
+        session: u64,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Send a ROUTE-REFRESH if Established and both sides announced the
+    /// capability (RFC 2918 §4); answers whether it was sent.
+    SendRouteRefresh(RouteRefresh, oneshot::Sender<bool>),
+    /// AutomaticStop (Event 8): end the session with `notification`,
+    /// restart after `restart_after` (or stay down).
+    AutomaticStop {
+        notification: Notification,
+        restart_after: Option<Duration>,
+    },
     /// Stop the session (Cease for `why`) and end the task.
     Remove {
         why: StopReason,
@@ -127,17 +148,61 @@ impl PeerTask {
             PeerCommand::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            PeerCommand::SendUpdate(update, reply) => {
-                let sent = match self.session.connection() {
-                    Some(conn) if self.session.state() == State::Established => {
-                        self.send(conn, &Message::Update(*update));
+            PeerCommand::SendUpdates(updates, reply) => {
+                let sent = match self.established_conn() {
+                    Some(conn) => {
+                        for update in updates {
+                            self.send(conn, &Message::Update(update));
+                        }
                         self.input(Input::UpdateSent);
+                        true
+                    }
+                    None => false,
+                };
+                let _ = reply.send(sent);
+            }
+            PeerCommand::SendEncoded {
+                bytes,
+                messages,
+                session,
+                reply,
+            } => {
+                let conn = self
+                    .established_conn()
+                    .filter(|_| self.counters.established == session)
+                    .and_then(|c| self.conns.get(&c));
+                let sent = match conn {
+                    Some(c) => {
+                        self.counters.messages_out += messages;
+                        self.counters.updates_out += messages;
+                        let _ = c.writer.send(bytes);
+                        true
+                    }
+                    None => false,
+                };
+                if sent {
+                    self.input(Input::UpdateSent);
+                }
+                let _ = reply.send(sent);
+            }
+            PeerCommand::SendRouteRefresh(refresh, reply) => {
+                let supported = self.session.negotiated().is_some_and(|n| n.route_refresh);
+                let sent = match self.established_conn() {
+                    Some(conn) if supported => {
+                        self.send(conn, &Message::RouteRefresh(refresh));
                         true
                     }
                     _ => false,
                 };
                 let _ = reply.send(sent);
             }
+            PeerCommand::AutomaticStop {
+                notification,
+                restart_after,
+            } => self.input(Input::AutomaticStop {
+                notification,
+                restart_after,
+            }),
             PeerCommand::Remove { .. } => {}
         }
     }
@@ -188,6 +253,13 @@ impl PeerTask {
                 self.input(Input::Closed { conn });
             }
         }
+    }
+
+    /// The session's connection, while Established.
+    fn established_conn(&self) -> Option<ConnId> {
+        self.session
+            .connection()
+            .filter(|_| self.session.state() == State::Established)
     }
 
     /// The codec context for messages on `conn`: the negotiated one on the

@@ -71,6 +71,11 @@ impl Families {
         self.0 |= family.bit();
     }
 
+    /// Removes `family` from the set.
+    pub fn remove(&mut self, family: Family) {
+        self.0 &= !family.bit();
+    }
+
     /// The set holding the given families.
     pub fn of(families: &[Family]) -> Self {
         let mut set = Self::NONE;
