@@ -9,6 +9,7 @@
 //! - `lease_is_created_renewed_followed_and_taken_over_by_client_go_rules`
 //!   (sans-IO), and `a_lost_lease_race_is_not_leading_and_not_an_error`
 //! - `gc_releases_only_what_two_scans_a_grace_period_apart_agree_on`
+//! - `tabby_cni_reads_the_pod_and_namespace_annotations`
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::collections::BTreeSet;
@@ -564,4 +565,54 @@ async fn gc_releases_only_what_two_scans_a_grace_period_apart_agree_on() {
     );
     assert!(live.workloads.contains("net.live"));
     assert!(!live.workloads.contains("net.later"));
+}
+
+#[tokio::test]
+async fn tabby_cni_reads_the_pod_and_namespace_annotations() {
+    use agent::cni::annotations::{self, PodRequest};
+    let (client, mut server) = mock_client();
+    let request = scenario(annotations::read(&client, "shop", "web-1"), async move {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "shop", "annotations": {
+                "cni.projectcalico.org/ipv4pools": "[\"shop-pool\"]",
+                "cni.projectcalico.org/ipv6pools": "[\"shop-v6\"]"}}});
+        serve(&mut server, Method::GET, "/api/v1/namespaces/shop", 200, ns).await;
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "shop", "annotations": {
+                "cni.projectcalico.org/ipv4pools": "[\"10.9.0.0/24\"]"}}});
+        serve(
+            &mut server,
+            Method::GET,
+            "/api/v1/namespaces/shop/pods/web-1",
+            200,
+            pod,
+        )
+        .await;
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        request,
+        PodRequest {
+            ipv4_pools: Some(vec!["10.9.0.0/24".into()]),
+            ipv6_pools: Some(vec!["shop-v6".into()]),
+            ip_addrs: vec![],
+        }
+    );
+
+    // An API server that answers with an error is "try again later" (11).
+    let (client, mut server) = mock_client();
+    let e = scenario(annotations::read(&client, "shop", "web-1"), async move {
+        serve(
+            &mut server,
+            Method::GET,
+            "/api/v1/namespaces/shop",
+            503,
+            status(503, "ServiceUnavailable"),
+        )
+        .await;
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), 11, "{e}");
 }

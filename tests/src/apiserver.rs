@@ -1,6 +1,7 @@
 //! A stand-in Kubernetes API server for lab tests: plain HTTP/1.1 on an
 //! address inside a test namespace, serving just what tabby-node asks for
-//! (its Node, the Node and Pod lists, the `tabby-ipam-gc` Lease) and
+//! (its Node, the Node and Pod lists, the `tabby-ipam-gc` Lease) and what
+//! tabby-cni asks for (a Pod and its Namespace, for their annotations), and
 //! recording every request, so a test can check what the agent told
 //! Kubernetes. No Kubernetes API server can be installed here; the exact
 //! request encodings are checked separately against kube's mock service
@@ -35,6 +36,8 @@ pub struct Request {
 #[derive(Debug, Default)]
 pub struct State {
     pub nodes: BTreeMap<String, Value>,
+    /// Namespace objects by name (a namespace not listed is served bare).
+    pub namespaces: BTreeMap<String, Value>,
     pub pods: Vec<Value>,
     pub leases: BTreeMap<String, Value>,
     pub requests: Vec<Request>,
@@ -80,9 +83,23 @@ pub fn node_object(name: &str, internal_ip: &str, labels: &[(&str, &str)]) -> Va
 
 /// A Pod object bound to `node`.
 pub fn pod_object(namespace: &str, name: &str, node: &str) -> Value {
+    annotated_pod(namespace, name, node, &[])
+}
+
+/// A Pod object bound to `node`, with `annotations`.
+pub fn annotated_pod(
+    namespace: &str,
+    name: &str,
+    node: &str,
+    annotations: &[(&str, &str)],
+) -> Value {
+    let annotations: serde_json::Map<String, Value> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"namespace": namespace, "name": name},
+        "metadata": {"namespace": namespace, "name": name, "annotations": annotations},
         "spec": {"nodeName": node, "containers": []}
     })
 }
@@ -185,6 +202,20 @@ fn handle(state: &mut State, req: &Request) -> (u16, Value) {
             json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": version},
                    "items": state.pods.clone()}),
         ),
+        ("GET", ["api", "v1", "namespaces", ns]) => (
+            200,
+            state.namespaces.get(*ns).cloned().unwrap_or_else(
+                || json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            ),
+        ),
+        ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => match state
+            .pods
+            .iter()
+            .find(|p| p["metadata"]["namespace"] == *ns && p["metadata"]["name"] == *name)
+        {
+            Some(p) => (200, p.clone()),
+            None => status(404, "NotFound"),
+        },
         ("GET", ["api", "v1", "nodes", name]) => match state.nodes.get(*name) {
             Some(n) => (200, n.clone()),
             None => status(404, "NotFound"),

@@ -20,6 +20,11 @@
 //!   name and by CIDR allocates from a pool whose nodeSelector does not
 //!   select the node (as Calico); a pool that does not exist is code 101
 //!   naming it, and allocates nothing.
+//! - `pod_annotations_choose_fixed_addresses_and_pools`: with
+//!   `kubernetes.kubeconfig` (a stand-in API server in the node), a pod
+//!   annotated `cni.projectcalico.org/ipAddrs` gets exactly that address,
+//!   one annotated `ipv4pools` gets its pool, a plain one the default; a
+//!   kubeconfig that is not there yet is code 11 and allocates nothing.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod cni_support;
@@ -274,4 +279,68 @@ fn ipam_pools_in_the_conflist_choose_the_pool() {
     assert!(e["msg"].as_str().unwrap().contains("no-such-pool"), "{e}");
     assert_eq!(lab.allocations(), 0);
     assert!(pod.ip(&["link", "show", "eth0"]).is_err());
+}
+
+#[test]
+fn pod_annotations_choose_fixed_addresses_and_pools() {
+    use harness::apiserver::{ApiServer, State, annotated_pod};
+    if !require_live("pod_annotations_choose_fixed_addresses_and_pools", BINS) {
+        return;
+    }
+    let lab = Lab::new("cni-annot", true);
+    lab.ipam(|ipam| async move {
+        let mut rack = ipam::IpPool::new("rack-pool", "10.245.0.0/24");
+        rack.spec.node_selector = Some("rack == 'elsewhere'".into());
+        ipam.apply_pool(&rack).await.unwrap();
+    });
+    let mut state = State::default();
+    let node = lab.name.clone();
+    state.pods = vec![
+        annotated_pod(
+            "default",
+            "fixed",
+            &node,
+            &[("cni.projectcalico.org/ipAddrs", r#"["10.244.77.7"]"#)],
+        ),
+        annotated_pod(
+            "default",
+            "pooled",
+            &node,
+            &[("cni.projectcalico.org/ipv4pools", r#"["rack-pool"]"#)],
+        ),
+        annotated_pod("default", "plain", &node, &[]),
+    ];
+    let api = ApiServer::start(&lab.node, "127.0.0.1:6443".parse().unwrap(), state).unwrap();
+    let kubeconfig = lab.dir.path().join("tabby-kubeconfig");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+    let mut conf = lab.config("1.0.0");
+    conf["kubernetes"] = json!({"kubeconfig": kubeconfig});
+    for (pod, expect) in [
+        ("fixed", "10.244.77.7"),
+        ("pooled", "10.245.0."),
+        ("plain", "10.244."),
+    ] {
+        let ns = Netns::new(&format!("cni-annot-{pod}")).unwrap();
+        let r = lab
+            .run("tabby", "ADD", pod, Some((&ns, pod)), &conf)
+            .result();
+        assert!(pod_ip(&r).starts_with(expect), "{pod}: {r}");
+        lab.run("tabby", "DEL", pod, Some((&ns, pod)), &with_prev(&conf, &r))
+            .quiet();
+    }
+    assert_eq!(
+        api.requests("GET", "/api/v1/namespaces/default/pods/fixed")
+            .len(),
+        1
+    );
+    assert_eq!(lab.allocations(), 0);
+
+    let mut missing = lab.config("1.0.0");
+    missing["kubernetes"] = json!({"kubeconfig": lab.dir.path().join("not-yet")});
+    let ns = Netns::new("cni-annot-missing").unwrap();
+    let e = lab
+        .run("tabby", "ADD", "m1", Some((&ns, "plain")), &missing)
+        .error(11);
+    assert!(e["msg"].as_str().unwrap().contains("not-yet"), "{e}");
+    assert_eq!(lab.allocations(), 0);
 }

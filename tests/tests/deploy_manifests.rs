@@ -273,6 +273,7 @@ fn daemonset_mounts_the_host_paths() {
         ("/run/xtables.lock", &agent, "/run/xtables.lock", false),
         ("/opt/cni/bin", &init, "/host/opt/cni/bin", false),
         ("/etc/cni/net.d", &init, "/host/etc/cni/net.d", false),
+        ("/etc/cni/net.d", &agent, "/etc/cni/net.d", false),
     ];
     for (host, c, at, ro) in expected {
         let (name, v) = host_volume(host);
@@ -412,6 +413,16 @@ fn tabby_node_env_is_what_tabby_node_reads() {
     literal("TABBY_IPAM_GC_GRACE_SECONDS")
         .parse::<u64>()
         .unwrap();
+    // The kubeconfig the agent writes is the one the conflist names, in
+    // the host directory the agent mounts.
+    let template = config_value("cni_network_config");
+    assert!(
+        template.contains(&format!(
+            "\"kubeconfig\": \"{}\"",
+            literal("TABBY_CNI_KUBECONFIG")
+        )),
+        "{template}"
+    );
     assert_eq!(literal("IP"), "autodetect");
     assert!(!literal("IP_AUTODETECTION_METHOD").is_empty());
     literal("AS").parse::<u32>().unwrap();
@@ -509,6 +520,7 @@ fn rbac_is_least_privilege() {
             rule("", "nodes", &["get", "list", "watch", "patch"], &[]),
             rule("", "nodes/status", &["patch"], &[]),
             rule("", "pods", &["get", "list", "watch"], &[]),
+            rule("", "namespaces", &["get"], &[]),
         ]
         .into_iter()
         .collect()

@@ -21,6 +21,7 @@
 //! | `ipam.assign_ipv4`, `ipam.assign_ipv6` | bool or `"true"`/`"false"` | true, false |
 //! | `ipam.ipv4_pools`, `ipam.ipv6_pools` | pools (names or CIDRs) to allocate from, whatever their `nodeSelector`, as Calico; each must exist, be enabled and allow workloads | all pools selecting the node |
 //! | `dns` | copied into the ADD result | none |
+//! | `kubernetes.kubeconfig` | read the pod's `cni.projectcalico.org/` annotations (pools, fixed addresses) with this kubeconfig; see [`super::annotations`] | not read |
 //!
 //! tabby's own keys: `mtu_file` (`/var/lib/tabby/mtu`), `interface_prefix`
 //! (`cali`), `node_wait_seconds` (10: how long ADD waits for the node agent
@@ -66,6 +67,9 @@ pub struct NetConf {
     pub prev_result: Option<Value>,
     /// GC only: the attachments that must be kept.
     pub valid_attachments: Option<Vec<Attachment>>,
+    /// `kubernetes.kubeconfig`: read the pod's annotations with it
+    /// ([`super::annotations`]); `None`: annotations are not read.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +217,12 @@ impl NetConf {
             ));
         }
         let valid_attachments = optional(&obj, "", "cni.dev/valid-attachments")?;
+        let kubeconfig = match obj.get("kubernetes") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(k)) => optional::<PathBuf>(k, "kubernetes.", "kubeconfig")?
+                .filter(|p| !p.as_os_str().is_empty()),
+            Some(_) => return Err(CniError::config("kubernetes", "must be an object")),
+        };
         Ok(NetConf {
             cni_version,
             name,
@@ -233,6 +243,7 @@ impl NetConf {
             dns: optional(&obj, "", "dns")?.unwrap_or_default(),
             prev_result: obj.get("prevResult").filter(|v| !v.is_null()).cloned(),
             valid_attachments,
+            kubeconfig,
         })
     }
 

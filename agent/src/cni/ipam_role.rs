@@ -13,19 +13,22 @@ use std::net::IpAddr;
 use ipam::{AllowedUse, AssignArgs, Attrs, Datastore, Ipam};
 use ipnet::IpNet;
 
+use super::annotations::PodRequest;
 use super::config::NetConf;
 use super::env::Attach;
 use super::error::CniError;
 use super::result::{CniResult, IpConfig};
 
 /// Allocate the attachment's addresses (IPv4 and/or IPv6 per
-/// `ipam.assign_ipv4`/`assign_ipv6`) on `node`; all or nothing.
+/// `ipam.assign_ipv4`/`assign_ipv6`) on `node`; all or nothing. The pod's
+/// annotations (`request`) may name other pools or exact addresses.
 pub async fn assign<S: Datastore>(
     ipam: &Ipam<S>,
     conf: &NetConf,
     attach: &Attach,
     node: &str,
     node_labels: &BTreeMap<String, String>,
+    request: &PodRequest,
 ) -> Result<Vec<IpNet>, CniError> {
     let handle = conf.handle(&attach.container_id);
     let num_v4 = usize::from(conf.ipam.assign_ipv4);
@@ -33,7 +36,13 @@ pub async fn assign<S: Datastore>(
     let held = ipam.ips_by_handle(&handle).await?;
     if !held.is_empty() {
         let v4 = held.iter().filter(|ip| ip.is_ipv4()).count();
-        if v4 == num_v4 && held.len() - v4 == num_v6 {
+        let same = if request.ip_addrs.is_empty() {
+            v4 == num_v4 && held.len() - v4 == num_v6
+        } else {
+            let want: BTreeSet<&IpAddr> = request.ip_addrs.iter().collect();
+            held.iter().collect::<BTreeSet<_>>() == want
+        };
+        if same {
             return with_block_prefix(ipam, &held).await;
         }
         ipam.release_by_handle(&handle).await?;
@@ -42,6 +51,9 @@ pub async fn assign<S: Datastore>(
     attrs.insert("namespace".into(), attach.namespace.clone());
     attrs.insert("pod".into(), attach.pod.clone());
     attrs.insert("containerID".into(), attach.container_id.clone());
+    if !request.ip_addrs.is_empty() {
+        return assign_exact(ipam, &handle, node, &attrs, &request.ip_addrs).await;
+    }
     let args = AssignArgs {
         handle,
         node: node.to_string(),
@@ -50,14 +62,45 @@ pub async fn assign<S: Datastore>(
         attrs,
         node_labels: node_labels.clone(),
         usage: AllowedUse::Workload,
-        v4_pools: conf.ipam.ipv4_pools.clone(),
-        v6_pools: conf.ipam.ipv6_pools.clone(),
+        v4_pools: request
+            .ipv4_pools
+            .clone()
+            .unwrap_or_else(|| conf.ipam.ipv4_pools.clone()),
+        v6_pools: request
+            .ipv6_pools
+            .clone()
+            .unwrap_or_else(|| conf.ipam.ipv6_pools.clone()),
     };
     let assigned = ipam.auto_assign(&args).await?;
     Ok(assigned
         .iter()
         .filter_map(|a| IpNet::new(a.ip, a.block.prefix_len()).ok())
         .collect())
+}
+
+/// Assign exactly `ips` (the `ipAddrs` annotation) to `handle`, all or
+/// nothing: one that is taken releases the others.
+async fn assign_exact<S: Datastore>(
+    ipam: &Ipam<S>,
+    handle: &str,
+    node: &str,
+    attrs: &Attrs,
+    ips: &[IpAddr],
+) -> Result<Vec<IpNet>, CniError> {
+    let mut out = Vec::new();
+    for ip in ips {
+        match ipam.assign_ip(*ip, handle, node, attrs).await {
+            Ok(a) => out
+                .push(IpNet::new(a.ip, a.block.prefix_len()).unwrap_or_else(|_| IpNet::from(a.ip))),
+            Err(e) => {
+                if !out.is_empty() {
+                    let _ = ipam.release_by_handle(handle).await;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The addresses `held`, each with the prefix length of its pool's blocks.
@@ -184,14 +227,28 @@ mod tests {
         let ipam = ipam().await;
         let c = conf(true);
         let labels = BTreeMap::new();
-        let first = assign(&ipam, &c, &attach("a"), "n1", &labels)
-            .await
-            .unwrap();
+        let first = assign(
+            &ipam,
+            &c,
+            &attach("a"),
+            "n1",
+            &labels,
+            &PodRequest::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(first.len(), 2);
         assert_eq!(first[0].prefix_len(), 26, "{first:?}");
-        let again = assign(&ipam, &c, &attach("a"), "n1", &labels)
-            .await
-            .unwrap();
+        let again = assign(
+            &ipam,
+            &c,
+            &attach("a"),
+            "n1",
+            &labels,
+            &PodRequest::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(again, first);
         assert_eq!(ipam.ips_by_handle("net.a").await.unwrap().len(), 2);
         assert_eq!(release(&ipam, &c, "a").await.unwrap().len(), 2);
@@ -202,12 +259,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn annotations_choose_exact_addresses_or_other_pools() {
+        let ipam = ipam().await;
+        ipam.apply_pool(&IpPool::new("v4b", "10.20.0.0/16"))
+            .await
+            .unwrap();
+        let c = conf(true);
+        let labels = BTreeMap::new();
+        let exact = PodRequest {
+            ip_addrs: vec!["10.10.5.5".parse().unwrap(), "fd00:10::5".parse().unwrap()],
+            ..PodRequest::default()
+        };
+        let got = assign(&ipam, &c, &attach("a"), "n1", &labels, &exact)
+            .await
+            .unwrap();
+        let ips: Vec<String> = got.iter().map(|n| n.addr().to_string()).collect();
+        assert_eq!(ips, ["10.10.5.5", "fd00:10::5"]);
+        // the same request again (a retried ADD) gets the same addresses
+        let again = assign(&ipam, &c, &attach("a"), "n1", &labels, &exact)
+            .await
+            .unwrap();
+        assert_eq!(again, got);
+        // another pod asking for a taken address gets nothing at all
+        let taken = PodRequest {
+            ip_addrs: vec!["10.10.9.9".parse().unwrap(), "fd00:10::5".parse().unwrap()],
+            ..PodRequest::default()
+        };
+        let e = assign(&ipam, &c, &attach("b"), "n1", &labels, &taken)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("fd00:10::5"), "{e}");
+        assert!(ipam.ips_by_handle("net.b").await.unwrap().is_empty());
+        // pools from the annotation replace the conflist's
+        let pools = PodRequest {
+            ipv4_pools: Some(vec!["v4b".into()]),
+            ..PodRequest::default()
+        };
+        let got = assign(&ipam, &c, &attach("c"), "n1", &labels, &pools)
+            .await
+            .unwrap();
+        assert!(got[0].addr().to_string().starts_with("10.20."), "{got:?}");
+    }
+
+    #[tokio::test]
     async fn gc_releases_only_this_nodes_invalid_attachments() {
         let ipam = ipam().await;
         let c = conf(false);
         let labels = BTreeMap::new();
         for (id, node) in [("keep", "n1"), ("gone", "n1"), ("other", "n2")] {
-            assign(&ipam, &c, &attach(id), node, &labels).await.unwrap();
+            assign(
+                &ipam,
+                &c,
+                &attach(id),
+                node,
+                &labels,
+                &PodRequest::default(),
+            )
+            .await
+            .unwrap();
         }
         let valid: BTreeSet<String> = ["keep".to_string()].into();
         let released = gc(&ipam, &c, "n1", &valid).await.unwrap();

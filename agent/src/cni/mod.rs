@@ -7,6 +7,7 @@
 //! lock                                  the host-wide flock serialising ADD/DEL/GC
 //! endpoint                              Node wait and WorkloadEndpoint records in etcd
 //! ipam_role                             tabby-ipam: allocate, release, GC by handle
+//! annotations                           per-pod pools and fixed addresses from the pod's annotations
 //! delegate                              exec of another IPAM plugin from CNI_PATH
 //! session, plugin                       one invocation: context and dispatch
 //! add, del, check, gc                   the network half's commands (and STATUS)
@@ -27,6 +28,7 @@
 //!   can find from the endpoints' addresses and the block affinities.
 
 pub mod add;
+pub mod annotations;
 pub mod check;
 pub mod config;
 pub mod del;

@@ -126,8 +126,16 @@ async fn ipam_only(s: &Session<EtcdStore>, version: CniVersion) -> Result<Option
         Command::Add => {
             let attach = s.env.attach()?;
             let node = endpoint::wait_for_node(s.store(), &s.node, s.conf.node_wait).await?;
-            let ips = ipam_role::assign(&s.ipam, &s.conf, &attach, &s.node, &node.metadata.labels)
-                .await?;
+            let request = s.pod_request(&attach).await?;
+            let ips = ipam_role::assign(
+                &s.ipam,
+                &s.conf,
+                &attach,
+                &s.node,
+                &node.metadata.labels,
+                &request,
+            )
+            .await?;
             s.log.info(&format!("allocated {ips:?}"));
             Ok(Some(ipam_role::ipam_result(&s.conf, &ips).render(version)))
         }

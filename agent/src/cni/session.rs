@@ -9,6 +9,7 @@ use std::path::Path;
 use ipam::{Datastore, Ipam};
 use ipnet::IpNet;
 
+use super::annotations::{self, PodRequest};
 use super::config::NetConf;
 use super::delegate;
 use super::env::{Attach, CniEnv, Command};
@@ -40,8 +41,16 @@ impl<S: Datastore> Session<S> {
         node_labels: &BTreeMap<String, String>,
     ) -> Result<Vec<IpNet>, CniError> {
         if self.conf.ipam.is_tabby() {
-            return ipam_role::assign(&self.ipam, &self.conf, attach, &self.node, node_labels)
-                .await;
+            let request = self.pod_request(attach).await?;
+            return ipam_role::assign(
+                &self.ipam,
+                &self.conf,
+                attach,
+                &self.node,
+                node_labels,
+                &request,
+            )
+            .await;
         }
         let out = self.delegate(Command::Add)?;
         let result = CniResult::from_value(&out, "IPAM result")?;
@@ -52,6 +61,24 @@ impl<S: Datastore> Session<S> {
             )));
         }
         Ok(result.ips.iter().map(|ip| ip.address).collect())
+    }
+
+    /// What the pod's annotations ask for, when the conflist names a
+    /// kubeconfig and the runtime names the pod; else nothing.
+    pub async fn pod_request(&self, attach: &Attach) -> Result<PodRequest, CniError> {
+        let Some(kubeconfig) = &self.conf.kubeconfig else {
+            return Ok(PodRequest::default());
+        };
+        if attach.orchestrator != "k8s" {
+            return Ok(PodRequest::default());
+        }
+        let client = annotations::client(kubeconfig).await?;
+        let request = annotations::read(&client, &attach.namespace, &attach.pod).await?;
+        if request != PodRequest::default() {
+            self.log
+                .info(&format!("pod annotations ask for {request:?}"));
+        }
+        Ok(request)
     }
 
     /// Give the attachment's addresses back; nothing held is not an error.

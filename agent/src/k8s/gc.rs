@@ -156,7 +156,9 @@ pub async fn collect<S: Datastore>(
     let (pods, nodes) = cluster_state(client).await?;
     let state = ipam.snapshot().await?;
     let live = live_owners(&state, &pods, &nodes);
-    let report = check::check(&state, &live);
+    let mut report = check::check(&state, &live);
+    // Allocations without a handle have no owner to judge by: left alone.
+    report.leaked.retain(|l| l.handle.is_some());
     let Some(earlier) = collector.observe(now, report.clone()) else {
         return Ok(Repair::default());
     };

@@ -109,6 +109,16 @@ pub struct NodeConfig {
     #[arg(long, env = "TABBY_IPAM_GC_GRACE_SECONDS", default_value_t = 900)]
     pub ipam_gc_grace_seconds: u64,
 
+    /// The kubeconfig the agent writes (from its service account, with the
+    /// cluster CA as tabby-ca.crt beside it) for tabby-cni, which reads pod
+    /// annotations with it; empty: not written.
+    #[arg(
+        long,
+        env = "TABBY_CNI_KUBECONFIG",
+        default_value = "/etc/cni/net.d/tabby-kubeconfig"
+    )]
+    pub cni_kubeconfig: Option<PathBuf>,
+
     /// The namespace of the agent's pod, where the tabby-ipam-gc Lease is
     /// kept (the DaemonSet sets it from metadata.namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "tabby-system")]

@@ -121,12 +121,20 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     startup::write_state_files(&cfg, mtu)?;
     tracing::info!(uplink = %uplink_name, uplink_mtu, pod_mtu = mtu, "state files written");
 
+    // The labels pool nodeSelectors match: the Kubernetes Node's when in a
+    // cluster, else those already on the Node resource.
+    let node_labels = match &kube {
+        Some(link) => link.facts.labels.clone(),
+        None => super::registration::labels(store.as_ref(), &cfg.nodename)
+            .await
+            .unwrap_or_default(),
+    };
     // VXLAN, if a pool wants it: tunnel address from IPAM, device, Node fields.
     let mut vxlan_info = None;
     let mut vxlan_index = None;
     if pools.iter().any(|p| p.vxlan_mode != ipam::EncapMode::Never) {
         let assigned = ipam
-            .assign_tunnel_address(&cfg.nodename, TunnelKind::Vxlan, &BTreeMap::new())
+            .assign_tunnel_address(&cfg.nodename, TunnelKind::Vxlan, &node_labels)
             .await
             .context("VXLAN tunnel address")?;
         let IpAddr::V4(tunnel) = assigned.ip else {
@@ -161,6 +169,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         let vxlan = vxlan_info.map(|(t, mac)| (t, super::registration::mac_text(mac)));
         super::kubernetes::annotate(link, address, cfg.asn, vxlan).await;
         super::kubernetes::spawn_gc(link, store.clone(), &cfg);
+        super::kubernetes::spawn_cni_kubeconfig(&cfg);
     }
 
     let me = NodeInfo {

@@ -143,6 +143,103 @@ pub async fn announce_down(link: &KubeLink) {
     }
 }
 
+/// Where the kubelet mounts the pod's service account.
+const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// How often the CNI kubeconfig is refreshed (the kubelet rotates the
+/// projected token well before it expires, typically hourly).
+const CNI_KUBECONFIG_REFRESH: Duration = Duration::from_secs(60);
+
+/// The kubeconfig tabby-cni reads pod annotations with: the API server
+/// the pod sees, the cluster CA (a file beside it) and this agent's token.
+pub fn cni_kubeconfig_text(
+    host: &str,
+    port: &str,
+    ca_file: &std::path::Path,
+    token: &str,
+) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    format!(
+        "# Written by tabby-node for tabby-cni; rewritten as the token rotates.\n\
+         apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: https://{host}:{port}\n\
+         \x20   certificate-authority: {}\nusers:\n- name: tabby-cni\n  user:\n    token: {}\n\
+         contexts:\n- name: tabby\n  context:\n    cluster: local\n    user: tabby-cni\ncurrent-context: tabby\n",
+        ca_file.display(),
+        token.trim()
+    )
+}
+
+fn write_if_changed(path: &std::path::Path, text: &[u8]) -> std::io::Result<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::read(path).is_ok_and(|old| old == text) {
+        return Ok(false);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    std::io::Write::write_all(&mut f, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(true)
+}
+
+/// Keep `TABBY_CNI_KUBECONFIG` (and the CA beside it) current from this
+/// pod's service account, so tabby-cni on the host can read pod
+/// annotations. Needs the service account mount; off when the path is empty.
+pub fn spawn_cni_kubeconfig(cfg: &NodeConfig) {
+    let Some(path) = cfg
+        .cni_kubeconfig
+        .clone()
+        .filter(|p| !p.as_os_str().is_empty())
+    else {
+        return;
+    };
+    let sa = std::path::Path::new(SERVICE_ACCOUNT);
+    let (Ok(host), Ok(port)) = (
+        std::env::var("KUBERNETES_SERVICE_HOST"),
+        std::env::var("KUBERNETES_SERVICE_PORT"),
+    ) else {
+        tracing::info!("not in a pod: no CNI kubeconfig written");
+        return;
+    };
+    if !sa.join("token").exists() {
+        tracing::warn!("no service account token in {SERVICE_ACCOUNT}: no CNI kubeconfig written");
+        return;
+    }
+    tokio::spawn(async move {
+        let ca = path.with_file_name("tabby-ca.crt");
+        loop {
+            let written = std::fs::read(sa.join("ca.crt"))
+                .and_then(|c| write_if_changed(&ca, &c))
+                .and_then(|_| {
+                    let token = std::fs::read_to_string(sa.join("token"))?;
+                    write_if_changed(
+                        &path,
+                        cni_kubeconfig_text(&host, &port, &ca, &token).as_bytes(),
+                    )
+                });
+            match written {
+                Ok(true) => tracing::info!(path = %path.display(), "CNI kubeconfig written"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "cannot write the CNI kubeconfig: {e}")
+                }
+            }
+            tokio::time::sleep(CNI_KUBECONFIG_REFRESH).await;
+        }
+    });
+}
+
 /// Run the IPAM garbage collector on whichever agent holds the Lease:
 /// lease rounds every 5 s, a scan every half grace period while leading.
 /// A new leader starts with no observations of its own.
@@ -190,4 +287,35 @@ pub fn spawn_gc(link: &KubeLink, store: Arc<EtcdStore>, cfg: &NodeConfig) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cni_kubeconfig_is_one_kube_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("tabby-ca.crt");
+        let text = cni_kubeconfig_text("10.96.0.1", "443", &ca, "tok-en\n");
+        let kc: kube::config::Kubeconfig = serde_saphyr::from_str(&text).unwrap();
+        let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://10.96.0.1:443"));
+        assert_eq!(
+            cluster.certificate_authority.as_deref(),
+            Some(ca.to_str().unwrap())
+        );
+        assert!(kc.auth_infos[0].auth_info.as_ref().unwrap().token.is_some());
+        let raw: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(raw["users"][0]["user"]["token"], "tok-en");
+        assert!(cni_kubeconfig_text("fd00::1", "443", &ca, "t").contains("https://[fd00::1]:443"));
+        let path = dir.path().join("kc");
+        assert!(write_if_changed(&path, b"a").unwrap());
+        assert!(!write_if_changed(&path, b"a").unwrap());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 }

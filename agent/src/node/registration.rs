@@ -80,6 +80,27 @@ pub async fn nodes(store: &impl Datastore) -> Result<Vec<NodeInfo>, Registration
         .collect())
 }
 
+/// The labels on node `name`'s resource (none if it is not registered).
+pub async fn labels(
+    store: &impl Datastore,
+    name: &str,
+) -> Result<BTreeMap<String, String>, RegistrationError> {
+    let key = node_key(name);
+    let kv = store
+        .get(&key)
+        .await
+        .map_err(|e| RegistrationError::Store(e.to_string()))?;
+    match kv {
+        None => Ok(BTreeMap::new()),
+        Some(kv) => Node::from_json(&kv.value)
+            .map(|n| n.metadata.labels)
+            .map_err(|e| RegistrationError::Bad {
+                key,
+                reason: e.to_string(),
+            }),
+    }
+}
+
 /// Every BGPPeer resource (undecodable ones are skipped).
 pub async fn bgp_peers(
     store: &impl Datastore,
