@@ -25,6 +25,10 @@
 //!   annotated `cni.projectcalico.org/ipAddrs` gets exactly that address,
 //!   one annotated `ipv4pools` gets its pool, a plain one the default; a
 //!   kubeconfig that is not there yet is code 11 and allocates nothing.
+//! - `the_deploy_conflist_adds_and_deletes_a_pod`: the conflist template
+//!   of `deploy/20-config.yaml`, filled as install-cni.sh fills it, drives
+//!   a real ADD (a working pod address) and DEL (everything released); only
+//!   host paths are pointed into the lab (kubeconfig, lock file).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod cni_support;
@@ -343,4 +347,62 @@ fn pod_annotations_choose_fixed_addresses_and_pools() {
         .error(11);
     assert!(e["msg"].as_str().unwrap().contains("not-yet"), "{e}");
     assert_eq!(lab.allocations(), 0);
+}
+
+#[test]
+fn the_deploy_conflist_adds_and_deletes_a_pod() {
+    use harness::apiserver::{ApiServer, State, pod_object};
+    if !require_live("the_deploy_conflist_adds_and_deletes_a_pod", BINS) {
+        return;
+    }
+    let lab = Lab::new("cni-deploy", true);
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/20-config.yaml"),
+    )
+    .unwrap();
+    let config: serde_json::Value = serde_saphyr::from_str(&manifest).unwrap();
+    let template = config["data"]["cni_network_config"].as_str().unwrap();
+    // install-cni.sh's substitutions (etcd without TLS, the node's name,
+    // MTU 0 = the agent's state file)
+    let filled = template
+        .replace("__ETCD_ENDPOINTS__", "http://127.0.0.1:2379")
+        .replace("__ETCD_CA_CERT_FILE__", "")
+        .replace("__ETCD_CERT_FILE__", "")
+        .replace("__ETCD_KEY_FILE__", "")
+        .replace("__KUBERNETES_NODE_NAME__", &lab.name)
+        .replace("__CNI_MTU__", "0");
+    let conflist: serde_json::Value = serde_json::from_str(&filled).unwrap();
+    // what containerd sends for the first plugin of the list
+    let mut conf = conflist["plugins"][0].clone();
+    conf["name"] = conflist["name"].clone();
+    conf["cniVersion"] = conflist["cniVersion"].clone();
+    assert_eq!(conf["type"], "tabby");
+    assert!(conf["kubernetes"]["kubeconfig"].is_string(), "{conf}");
+    let mut state = State::default();
+    state
+        .pods
+        .push(pod_object("default", "deployed", &lab.name));
+    let api = ApiServer::start(&lab.node, "127.0.0.1:6443".parse().unwrap(), state).unwrap();
+    let kubeconfig = lab.dir.path().join("tabby-kubeconfig");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+    conf["kubernetes"]["kubeconfig"] = json!(kubeconfig);
+    conf["ipam_lock_file"] = json!(lab.dir.path().join("cni.lock"));
+    let pod = Netns::new("cni-deploy-pod").unwrap();
+    let r = lab
+        .run("tabby", "ADD", "d1", Some((&pod, "deployed")), &conf)
+        .result();
+    let ip = pod_ip(&r);
+    assert!(ip.starts_with("10.244."), "{r}");
+    assert!(pod.ip(&["addr", "show", "eth0"]).unwrap().contains(&ip));
+    lab.node.exec("ping", &["-c", "1", "-W", "2", &ip]).unwrap();
+    lab.run(
+        "tabby",
+        "DEL",
+        "d1",
+        Some((&pod, "deployed")),
+        &with_prev(&conf, &r),
+    )
+    .quiet();
+    assert_eq!(lab.allocations(), 0);
+    assert!(lab.host_links("cali").is_empty());
 }
