@@ -356,3 +356,52 @@ pub struct BgpPassword {
 fn bgp_peer_kind() -> String {
     "BGPPeer".into()
 }
+
+/// Where BGPConfiguration resources live (`default` is the cluster's).
+pub const BGP_CONFIGURATIONS: &str = "/tabby/v1/resources/bgpconfigurations/";
+
+/// The key of BGPConfiguration `name`.
+pub fn bgp_configuration_key(name: &str) -> String {
+    format!("{BGP_CONFIGURATIONS}{name}")
+}
+
+/// Calico's `BGPConfiguration` (projectcalico.org/v3). `default` holds the
+/// cluster-wide settings; tabby reads the fields below and refuses others
+/// by name (a setting silently ignored is worse than a refusal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpConfiguration {
+    #[serde(default = "api_version")]
+    pub api_version: String,
+    #[serde(default = "bgp_configuration_kind")]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: BgpConfigurationSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BgpConfigurationSpec {
+    /// The node-to-node full mesh; `false` leaves peering to BGPPeers
+    /// (route reflectors, ToRs). Absent: on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_to_node_mesh_enabled: Option<bool>,
+    /// The AS of nodes that do not set their own (`AS`); absent: 64512.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_number: Option<u32>,
+    /// Accepted for compatibility; tabby's log level is `TABBY_LOG`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_severity_screen: Option<String>,
+}
+
+impl BgpConfiguration {
+    /// Whether the node-to-node mesh is on.
+    pub fn mesh_enabled(&self) -> bool {
+        self.spec.node_to_node_mesh_enabled.unwrap_or(true)
+    }
+}
+
+fn bgp_configuration_kind() -> String {
+    "BGPConfiguration".into()
+}
