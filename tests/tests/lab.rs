@@ -563,3 +563,57 @@ fn health_and_metrics_follow_the_sessions() {
         Some("404")
     );
 }
+
+#[test]
+fn the_bgp_configuration_sets_the_as_and_turns_the_mesh_off() {
+    if !require_live(
+        "the_bgp_configuration_sets_the_as_and_turns_the_mesh_off",
+        &["ip", "etcd", "etcdctl"],
+    ) {
+        return;
+    }
+    let opts = LabOptions {
+        nodes: 0,
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start("bgpc", opts).unwrap();
+    let put = |lab: &Lab, spec: serde_json::Value| {
+        let value = serde_json::json!({
+            "apiVersion": "projectcalico.org/v3", "kind": "BGPConfiguration",
+            "metadata": {"name": "default"}, "spec": spec});
+        lab.etcd
+            .etcdctl(&[
+                "put",
+                "/tabby/v1/resources/bgpconfigurations/default",
+                &value.to_string(),
+            ])
+            .unwrap();
+    };
+    put(&lab, serde_json::json!({"asNumber": 64600}));
+    lab.add_node("bgpc", 1).unwrap();
+    lab.add_node("bgpc", 2).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    let node = lab
+        .etcd
+        .etcdctl(&["get", "--print-value-only", "/tabby/v1/nodes/n1"])
+        .unwrap();
+    assert!(node.contains("\"asNumber\":64600"), "{node}");
+
+    // Mesh off: the sessions go, without a restart.
+    put(
+        &lab,
+        serde_json::json!({"asNumber": 64600, "nodeToNodeMeshEnabled": false}),
+    );
+    wait_until("the mesh sessions to go", Duration::from_secs(30), || {
+        let out = lab.routectl(0, &["peers", "-o", "json"])?;
+        let rows: serde_json::Value = serde_json::from_str(&out)?;
+        Ok(rows.as_array().is_some_and(|r| r.is_empty()))
+    })
+    .unwrap();
+    // and back on
+    put(
+        &lab,
+        serde_json::json!({"asNumber": 64600, "nodeToNodeMeshEnabled": true}),
+    );
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+}

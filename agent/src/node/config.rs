@@ -28,9 +28,10 @@ pub struct NodeConfig {
     #[arg(long, env = "IP_AUTODETECTION_METHOD", default_value = "first-found")]
     pub ip_autodetection_method: String,
 
-    /// The node's AS number (default: the cluster's, 64512).
-    #[arg(long = "as", env = "AS", default_value_t = 64512)]
-    pub asn: u32,
+    /// The node's AS number. Unset: the `default` BGPConfiguration's
+    /// asNumber, else 64512 (read at start).
+    #[arg(long = "as", env = "AS")]
+    pub asn: Option<u32>,
 
     /// Comma-separated etcd endpoints, e.g. http://10.200.0.254:2379.
     #[arg(long, env = "ETCD_ENDPOINTS", value_delimiter = ',')]

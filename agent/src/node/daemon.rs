@@ -38,6 +38,8 @@ use crate::dataplane::workload::is_workload_interface;
 /// How long peers keep our routes while this agent restarts (RFC 4724
 /// Restart Time), seconds.
 const GR_RESTART_TIME: u16 = 120;
+/// Calico's default AS for nodes and the cluster.
+const DEFAULT_ASN: u32 = 64512;
 
 /// How often the remote VTEP entries are re-installed when nothing changed.
 const VTEP_REFRESH: Duration = Duration::from_secs(30);
@@ -155,19 +157,27 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         vxlan_info = Some((tunnel, mac));
     }
     let labels = kube.as_ref().map(|k| &k.facts.labels);
+    // The AS: `AS`, else the cluster's BGPConfiguration, else 64512.
+    let asn = match cfg.asn {
+        Some(a) => a,
+        None => super::registration::bgp_configuration(store.as_ref())
+            .await?
+            .and_then(|c| c.spec.as_number)
+            .unwrap_or(DEFAULT_ASN),
+    };
     register(
         store.as_ref(),
         &cfg.nodename,
         address,
-        cfg.asn,
+        asn,
         vxlan_info,
         labels,
     )
     .await?;
-    tracing::info!(node = %cfg.nodename, %address, asn = cfg.asn, "registered");
+    tracing::info!(node = %cfg.nodename, %address, asn, "registered");
     if let Some(link) = &kube {
         let vxlan = vxlan_info.map(|(t, mac)| (t, super::registration::mac_text(mac)));
-        super::kubernetes::annotate(link, address, cfg.asn, vxlan).await;
+        super::kubernetes::annotate(link, address, asn, vxlan).await;
         super::kubernetes::spawn_gc(link, store.clone(), &cfg);
         super::kubernetes::spawn_cni_kubeconfig(&cfg);
     }
@@ -175,7 +185,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     let me = NodeInfo {
         name: cfg.nodename.clone(),
         address,
-        asn: cfg.asn,
+        asn,
         vxlan_tunnel: vxlan_info.map(|v| v.0),
         vtep_mac: vxlan_info.map(|v| v.1),
     };
@@ -440,10 +450,19 @@ impl Daemon {
         let state = self.ipam.snapshot().await?;
         // Sessions: the mesh (unless a node is one of our BGPPeers), plus
         // the BGPPeers that apply to this node.
-        let mut want: BTreeMap<IpAddr, MeshPeer> = mesh(&self.me, &nodes)
-            .into_iter()
-            .map(|p| (p.address, p))
-            .collect();
+        // `nodeToNodeMeshEnabled: false` in the default BGPConfiguration
+        // leaves peering to the BGPPeers (reflectors, ToRs).
+        let mesh_on = super::registration::bgp_configuration(self.store.as_ref())
+            .await?
+            .is_none_or(|c| c.mesh_enabled());
+        let mut want: BTreeMap<IpAddr, MeshPeer> = if mesh_on {
+            mesh(&self.me, &nodes)
+        } else {
+            Vec::new()
+        }
+        .into_iter()
+        .map(|p| (p.address, p))
+        .collect();
         for p in external_peers(&self.me, &bgp_peers(self.store.as_ref()).await?) {
             want.insert(p.address, p);
         }

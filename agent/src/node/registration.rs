@@ -101,6 +101,25 @@ pub async fn labels(
     }
 }
 
+/// The cluster's BGPConfiguration (`default`), if there is one that
+/// decodes; an undecodable one is an error, never a silent default.
+pub async fn bgp_configuration(
+    store: &impl Datastore,
+) -> Result<Option<crate::resources::BgpConfiguration>, RegistrationError> {
+    let key = crate::resources::bgp_configuration_key("default");
+    let kv = store
+        .get(&key)
+        .await
+        .map_err(|e| RegistrationError::Store(e.to_string()))?;
+    kv.map(|kv| {
+        serde_json::from_slice(&kv.value).map_err(|e| RegistrationError::Bad {
+            key: key.clone(),
+            reason: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
 /// Every BGPPeer resource (undecodable ones are skipped).
 pub async fn bgp_peers(
     store: &impl Datastore,
