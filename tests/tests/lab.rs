@@ -617,3 +617,51 @@ fn the_bgp_configuration_sets_the_as_and_turns_the_mesh_off() {
     );
     lab.wait_mesh(Duration::from_secs(60)).unwrap();
 }
+
+#[test]
+fn a_bgp_peer_over_its_max_prefix_is_closed_with_cease_6_1() {
+    if !require_live(
+        "a_bgp_peer_over_its_max_prefix_is_closed_with_cease_6_1",
+        &["ip", "etcd", "etcdctl", "bird", "birdc"],
+    ) {
+        return;
+    }
+    let opts = LabOptions {
+        nodes: 1,
+        ..LabOptions::default()
+    };
+    let lab = Lab::start("maxp", opts).unwrap();
+    let tor_ns = harness::Netns::new("maxp-bird").unwrap();
+    lab.subnet_a
+        .attach(&tor_ns, "eth0", "10.200.0.50/24")
+        .unwrap();
+    // Three prefixes (inside the pool, so import would take them) against
+    // a limit of two.
+    let config = "router id 10.200.0.50;\n\
+        protocol device { scan time 10; }\n\
+        protocol static { ipv4; route 10.0.200.0/26 blackhole; route 10.0.200.64/26 blackhole; route 10.0.200.128/26 blackhole; }\n\
+        protocol bgp n1 { local 10.200.0.50 as 65000; neighbor 10.200.0.1 as 64512; connect delay time 1; connect retry time 2;\n\
+          ipv4 { import all; export where source = RTS_STATIC; }; }\n";
+    let bird = harness::Bird::start(&tor_ns, config).unwrap();
+    let peer = serde_json::json!({
+        "apiVersion": "projectcalico.org/v3", "kind": "BGPPeer",
+        "metadata": {"name": "tor"},
+        "spec": {"peerIP": "10.200.0.50", "asNumber": 65000, "node": "n1", "maxPrefix": 2}});
+    lab.etcd
+        .etcdctl(&["put", "/tabby/v1/resources/bgppeers/tor", &peer.to_string()])
+        .unwrap();
+    wait_until(
+        "BIRD to be told the limit was reached",
+        Duration::from_secs(60),
+        || {
+            let proto = bird.birdc("show protocols all n1")?;
+            Ok(proto.contains("Maximum number of prefixes reached"))
+        },
+    )
+    .unwrap();
+    let log = std::fs::read_to_string(lab.nodes[0].log()).unwrap();
+    assert!(log.contains("Cease 6/1"), "{log}");
+    // None of the three was installed: the session's routes went with it.
+    let routes = lab.nodes[0].ns.ip(&["route", "show"]).unwrap();
+    assert!(!routes.contains("10.0.200."), "{routes}");
+}

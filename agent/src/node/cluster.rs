@@ -52,6 +52,12 @@ pub struct MeshPeer {
     pub passive: bool,
     pub kind: PeerType,
     pub password: Option<String>,
+    /// BGPPeer `maxPrefix`: more routes than this (per family) from the
+    /// peer close the session with Cease 6/1; it restarts after 30 s.
+    pub max_prefix: Option<u32>,
+    /// BGPPeer `keepOriginalNextHop`: routes go to the peer with their
+    /// next hop unchanged instead of this node's address.
+    pub keep_original_next_hop: bool,
 }
 
 /// The mesh sessions of `me` with `nodes` (which may include `me`).
@@ -67,6 +73,8 @@ pub fn mesh(me: &NodeInfo, nodes: &[NodeInfo]) -> Vec<MeshPeer> {
             passive: n.address.addr() < mine,
             kind: PeerType::Mesh,
             password: None,
+            max_prefix: None,
+            keep_original_next_hop: false,
         })
         .collect();
     peers.sort_by_key(|p| p.address);
@@ -93,6 +101,8 @@ pub fn external_peers(me: &NodeInfo, peers: &[crate::resources::BgpPeer]) -> Vec
                     PeerType::Global
                 },
                 password: p.spec.password.as_ref().and_then(|pw| pw.value.clone()),
+                max_prefix: p.spec.max_prefix,
+                keep_original_next_hop: p.spec.keep_original_next_hop,
             })
         })
         .collect()

@@ -38,6 +38,8 @@ use crate::dataplane::workload::is_workload_interface;
 /// How long peers keep our routes while this agent restarts (RFC 4724
 /// Restart Time), seconds.
 const GR_RESTART_TIME: u16 = 120;
+/// How long a session closed for exceeding BGPPeer `maxPrefix` stays down.
+const MAX_PREFIX_RESTART: Duration = Duration::from_secs(30);
 /// Calico's default AS for nodes and the cluster.
 const DEFAULT_ASN: u32 = 64512;
 
@@ -372,6 +374,14 @@ impl Daemon {
                     if let Err(e) = self.rib.receive(&peer, &u) {
                         tracing::warn!(%peer, "UPDATE not applied: {e}");
                     }
+                    if let Some(over) = self.rib.check_max_prefix(&peer) {
+                        tracing::warn!(%peer, "{over:?}: closing the session (Cease 6/1)");
+                        if let bgp::rib::MaxPrefixAction::Cease { restart_after } = over.action {
+                            self.speaker
+                                .automatic_stop(peer, over.notification(), restart_after)
+                                .await?;
+                        }
+                    }
                 }
             }
             SessionEvent::StateChanged { .. } => {}
@@ -429,6 +439,14 @@ impl Daemon {
     fn rib_peer(&self, p: &MeshPeer, pools: &[ipam::Pool]) -> RibPeer {
         let mut rib_peer = RibPeer::new(p.address, p.asn);
         rib_peer.local_v4 = Some(self.me.address.addr());
+        if p.keep_original_next_hop {
+            rib_peer.next_hop = bgp::rib::NextHopMode::Keep;
+        }
+        rib_peer.max_prefixes = p.max_prefix.map(|limit| bgp::rib::MaxPrefix {
+            limit,
+            warn_only: false,
+            restart_after: Some(MAX_PREFIX_RESTART),
+        });
         if p.kind != PeerType::Mesh {
             let ranges: Vec<String> = pools
                 .iter()
