@@ -665,3 +665,48 @@ fn a_bgp_peer_over_its_max_prefix_is_closed_with_cease_6_1() {
     let routes = lab.nodes[0].ns.ip(&["route", "show"]).unwrap();
     assert!(!routes.contains("10.0.200."), "{routes}");
 }
+
+#[test]
+fn a_borrowed_address_is_announced_as_a_host_route_and_reached() {
+    if !require_live(
+        "a_borrowed_address_is_announced_as_a_host_route_and_reached",
+        &["ip", "ping", "etcd"],
+    ) {
+        return;
+    }
+    // One /26 pool, one block: n1's first pod claims it, so n2's pod
+    // borrows an address from n1's block (strictAffinity is off).
+    let opts = LabOptions {
+        nodes: 2,
+        pool: "10.0.0.0/26".into(),
+        vxlan: "Never".into(),
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start("borrow", opts).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    let a = lab.add_pod(0, "ba").unwrap();
+    let b = lab.add_pod(1, "bb").unwrap();
+    assert!(a.to_string().starts_with("10.0.0.") && b.to_string().starts_with("10.0.0."));
+    // n1 owns the block (blackhole) and routes the borrowed /32 to n2.
+    wait_until(
+        "n1 to route the borrowed address to n2",
+        Duration::from_secs(30),
+        || {
+            let r = lab.nodes[0].ns.ip(&["route", "show", &format!("{b}/32")])?;
+            Ok(r.contains("via 10.200.0.2"))
+        },
+    )
+    .unwrap();
+    let mut last = Vec::new();
+    wait_until(
+        "both pods to reach each other",
+        Duration::from_secs(30),
+        || {
+            last = lab.ping_matrix();
+            Ok(last.iter().all(|(_, _, ok)| *ok))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {last:?}"));
+    let table = lab.nodes[0].ns.ip(&["route", "show"]).unwrap();
+    assert!(table.contains("blackhole 10.0.0.0/26"), "{table}");
+}

@@ -517,7 +517,13 @@ impl Daemon {
             .map(|((_, cidr), _)| *cidr)
             .filter(|cidr| state.blocks.contains_key(cidr))
             .collect();
-        let exported = export::exported(&own, &state.pools);
+        // One dump of the kernel's tabby routes serves the pod routes (for
+        // borrowed addresses and import) and, while converging, the
+        // routes to keep.
+        let kernel = RouteTable::open()?.owned()?;
+        let pods = self.local_pods(&kernel);
+        let pod_prefixes: Vec<IpNet> = pods.iter().map(|(p, _)| *p).collect();
+        let exported = export::exported(&own, &pod_prefixes, &state.pools);
         let nh = bgp::wire::NextHop::V4(self.me.address.addr());
         for block in exported.difference(&self.originated) {
             if let Some(prefix) = IpPrefix::new(block.addr(), block.prefix_len()) {
@@ -564,10 +570,6 @@ impl Daemon {
                 Some(Learned { prefix, next_hop })
             })
             .collect();
-        // One dump of the kernel's tabby routes serves both the pod routes
-        // and, while converging, the routes to keep.
-        let kernel = RouteTable::open()?.owned()?;
-        let pods = self.local_pods(&kernel);
         let inputs = Inputs {
             own_blocks: &own,
             learned: &learned,

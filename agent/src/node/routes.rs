@@ -79,11 +79,10 @@ pub fn desired(inputs: &Inputs<'_>) -> (RouteSet, BTreeMap<Refused, usize>) {
     for l in inputs.learned {
         let outcome = (|| {
             let pool = pool_for(inputs.pools, &l.prefix).ok_or(Refused::OutsidePools)?;
-            if inputs
-                .own_blocks
-                .iter()
-                .any(|b| b.contains(&l.prefix) || l.prefix.contains(b))
-            {
+            // Our own blocks (or anything covering one) never come from
+            // elsewhere; a host route inside one is an address another
+            // node borrowed from it, and goes there.
+            if inputs.own_blocks.iter().any(|b| l.prefix.contains(b)) {
                 return Err(Refused::OwnBlock);
             }
             let remote = RemoteNode {
