@@ -710,3 +710,65 @@ fn a_borrowed_address_is_announced_as_a_host_route_and_reached() {
     let table = lab.nodes[0].ns.ip(&["route", "show"]).unwrap();
     assert!(table.contains("blackhole 10.0.0.0/26"), "{table}");
 }
+
+#[test]
+fn pods_of_a_nat_outgoing_pool_reach_outside_masqueraded() {
+    if !require_live(
+        "pods_of_a_nat_outgoing_pool_reach_outside_masqueraded",
+        &["ip", "ping", "etcd", "nft"],
+    ) {
+        return;
+    }
+    // The lab's default pool has natOutgoing: true (as tabby-node creates
+    // it, like calico-node). "Outside" is a namespace on subnet A with no
+    // route to the pods: only masqueraded traffic can be answered.
+    let opts = LabOptions {
+        nodes: 2,
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start("nat", opts).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    let outside = harness::Netns::new("nat-out").unwrap();
+    lab.subnet_a
+        .attach(&outside, "eth0", "10.200.0.77/24")
+        .unwrap();
+    lab.add_pod(0, "na").unwrap();
+    lab.add_pod(1, "nb").unwrap();
+    let pod = &lab.nodes[0].pods[0];
+    wait_until("the pod to reach outside", Duration::from_secs(30), || {
+        Ok(pod
+            .ns
+            .exec("ping", &["-c", "1", "-W", "1", "10.200.0.77"])
+            .is_ok())
+    })
+    .unwrap();
+    // The rule's packet counter: connections it translated on node `i`.
+    let translated = |i: usize| -> u64 {
+        let table = lab.nodes[i]
+            .ns
+            .exec("nft", &["list", "table", "ip", "tabby-nat"])
+            .unwrap();
+        assert!(
+            table.contains("ip saddr @masq-pools ip daddr != @all-pools counter packets")
+                && table.contains("10.0.0.0/16"),
+            "{table}"
+        );
+        let after = table.split("counter packets ").nth(1).unwrap();
+        after.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    assert!(translated(0) > 0);
+    // Pod to pod is never translated.
+    let mut all = Vec::new();
+    wait_until("pod to pod both ways", Duration::from_secs(30), || {
+        all = lab.ping_matrix();
+        Ok(all.iter().all(|(_, _, ok)| *ok))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {all:?}"));
+    let before = (translated(0), translated(1));
+    assert!(lab.ping_matrix().iter().all(|(_, _, ok)| *ok));
+    assert_eq!(
+        (translated(0), translated(1)),
+        before,
+        "pod-to-pod traffic was masqueraded"
+    );
+}

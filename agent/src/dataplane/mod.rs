@@ -9,13 +9,14 @@
 //! [`veth`] wires them; [`netns`] runs code inside a pod's namespace;
 //! [`encap`] picks direct, IPIP or VXLAN per pool and remote node, and
 //! [`vxlan`] keeps the VXLAN device and its per-node entries, [`ipip`]
-//! the tunl0 device;
+//! the tunl0 device; [`nat`] keeps the `natOutgoing` nftables table;
 //! [`autodetect`] picks the node address.
 //! It never talks BGP or etcd: the node daemon hands it desired state.
 
 pub mod autodetect;
 pub mod encap;
 pub mod ipip;
+pub mod nat;
 pub mod netns;
 pub mod reconciler;
 pub mod route;

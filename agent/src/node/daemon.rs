@@ -84,6 +84,10 @@ struct Daemon {
     /// sent once, the first time the agent is ready.
     kube: Option<super::kubernetes::KubeLink>,
     announced_up: bool,
+    /// The `natOutgoing` table, and the last error applying it (logged
+    /// once, not every round).
+    nat: crate::dataplane::nat::NatOutgoing,
+    nat_error: Option<String>,
 }
 
 /// Run the agent until SIGTERM or SIGINT.
@@ -277,6 +281,8 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         last_round_ok: false,
         kube,
         announced_up: false,
+        nat: Default::default(),
+        nat_error: None,
     };
     daemon.serve(events).await
 }
@@ -580,6 +586,7 @@ impl Daemon {
         };
         let (mut routes, _refused) = desired(&inputs);
         self.program_vxlan(&nodes).await?;
+        self.program_nat(&state.pools);
         if let Some(until) = self.converging_until {
             let all_eor =
                 !self.mesh.is_empty() && self.mesh.keys().all(|p| self.eor_received.contains(p));
@@ -600,6 +607,34 @@ impl Daemon {
         self.last_round_ok = true;
         self.refresh_health(&statuses, Some(routes.len()));
         Ok(())
+    }
+
+    /// Masquerade traffic from `natOutgoing` pools to outside every pool.
+    fn program_nat(&mut self, pools: &[ipam::Pool]) {
+        let v4 = |p: &ipam::Pool| match p.cidr {
+            IpNet::V4(n) => Some(n),
+            IpNet::V6(_) => None,
+        };
+        let masq: Vec<_> = pools
+            .iter()
+            .filter(|p| p.nat_outgoing && !p.disabled)
+            .filter_map(v4)
+            .collect();
+        let all: Vec<_> = pools.iter().filter_map(v4).collect();
+        match self.nat.sync(&masq, &all) {
+            Ok(changed) => {
+                if changed && self.nat_error.take().is_some() {
+                    tracing::info!("natOutgoing table applied again");
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                if self.nat_error.as_deref() != Some(e.as_str()) {
+                    tracing::error!("natOutgoing: {e}");
+                    self.nat_error = Some(e);
+                }
+            }
+        }
     }
 
     /// Pods on this node: the host routes on workload interfaces that
