@@ -772,3 +772,48 @@ fn pods_of_a_nat_outgoing_pool_reach_outside_masqueraded() {
         "pod-to-pod traffic was masqueraded"
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_and_never_one_per_route() {
+    if !require_live(
+        "json_logs_are_one_object_per_line_and_never_one_per_route",
+        &["ip", "etcd"],
+    ) {
+        return;
+    }
+    let opts = LabOptions {
+        nodes: 2,
+        extra_env: vec![("TABBY_LOG_FORMAT".into(), "json".into())],
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start("jlog", opts).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    let mut ips = Vec::new();
+    for i in 0..6 {
+        ips.push(lab.add_pod(i % 2, &format!("jl{i}")).unwrap().to_string());
+    }
+    wait_until("the pods' routes", Duration::from_secs(30), || {
+        Ok(lab.ping_matrix().iter().all(|(_, _, ok)| *ok))
+    })
+    .unwrap();
+    let log = std::fs::read_to_string(lab.nodes[0].log()).unwrap();
+    let mut lines = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{line}"
+        );
+        if v["level"] == "INFO" {
+            for ip in &ips {
+                assert!(
+                    !line.contains(ip.as_str()),
+                    "an info line per route: {line}"
+                );
+            }
+        }
+        lines += 1;
+    }
+    assert!(lines > 3, "{log}");
+}

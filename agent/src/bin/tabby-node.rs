@@ -18,9 +18,9 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let cfg = NodeConfig::parse();
-    let json = std::env::var("TABBY_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TABBY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = cfg.log_format == "json";
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log)
+        .map_err(|e| anyhow::anyhow!("TABBY_LOG {:?}: {e}", cfg.log))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -96,6 +96,17 @@ pub struct NodeConfig {
     #[arg(long, env = "TABBY_RESYNC_MS", default_value_t = 500)]
     pub resync_ms: u64,
 
+    /// Log filter (tracing's EnvFilter syntax: `info`, `debug`,
+    /// `info,bgp=debug`). Info logs one line per state change, never one
+    /// per route.
+    #[arg(long, env = "TABBY_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log format: `text` (human-readable) or `json` (one JSON object per
+    /// line, for log collectors).
+    #[arg(long, env = "TABBY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
     /// Use the Kubernetes API: auto (when KUBERNETES_SERVICE_HOST is set,
     /// i.e. in a pod), on (also outside a pod, via KUBECONFIG), off. Used
     /// for the Node's labels and InternalIP, its NetworkUnavailable
