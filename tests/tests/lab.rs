@@ -817,3 +817,30 @@ fn json_logs_are_one_object_per_line_and_never_one_per_route() {
     }
     assert!(lines > 3, "{log}");
 }
+
+#[test]
+fn watches_drive_the_agents_without_waiting_for_the_periodic_round() {
+    if !require_live(
+        "watches_drive_the_agents_without_waiting_for_the_periodic_round",
+        &["ip", "ping", "etcd"],
+    ) {
+        return;
+    }
+    // A periodic round only every 10 minutes: everything below has to
+    // come from etcd watches and session events.
+    let opts = LabOptions {
+        extra_env: vec![("TABBY_RESYNC_MS".into(), "600000".into())],
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start("watch", opts).unwrap();
+    lab.wait_mesh(Duration::from_secs(30)).unwrap();
+    lab.add_pod(0, "wa").unwrap();
+    lab.add_pod(2, "wc").unwrap();
+    lab.add_pod(0, "wa2").unwrap();
+    let mut last = Vec::new();
+    wait_until("pods to reach each other", Duration::from_secs(30), || {
+        last = lab.ping_matrix();
+        Ok(last.iter().all(|(_, _, ok)| *ok))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {last:?}"));
+}

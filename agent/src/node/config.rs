@@ -92,7 +92,9 @@ pub struct NodeConfig {
     #[arg(long, env = "TABBY_MTU", default_value_t = 0)]
     pub mtu: u32,
 
-    /// How often the agent re-reads the datastore and the kernel, in ms.
+    /// The periodic round, in ms: etcd watches and session changes start a
+    /// round at once; this bounds how stale the agent can get otherwise
+    /// (a lost watch, a route someone deleted from the kernel).
     #[arg(long, env = "TABBY_RESYNC_MS", default_value_t = 500)]
     pub resync_ms: u64,
 

@@ -290,9 +290,15 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
 impl Daemon {
     async fn serve(&mut self, mut events: broadcast::Receiver<SessionEvent>) -> Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.resync_ms));
+        let changed = super::watch::spawn(self.store.clone(), &self.cfg.nodename);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         loop {
             tokio::select! {
+                () = changed.notified() => {
+                    // A watched resource changed: a round now (and the
+                    // periodic one as usual).
+                    tick.reset_immediately();
+                }
                 _ = tick.tick() => {
                     let outcome = self.round().await;
                     self.last_round_ok = outcome.is_ok();
@@ -305,8 +311,15 @@ impl Daemon {
                 }
                 ev = events.recv() => match ev {
                     Ok(ev) => {
+                        // A session that came up or went down changes what
+                        // a round sends and shows: one now.
+                        let up_or_down =
+                            matches!(ev, SessionEvent::Up { .. } | SessionEvent::Down { .. });
                         if let Err(e) = self.event(ev).await {
                             tracing::warn!("session event: {e:#}");
+                        }
+                        if up_or_down {
+                            tick.reset_immediately();
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {

@@ -1,7 +1,7 @@
 //! tabby-node: the daemon of one node.
 //!
 //! ```text
-//!  etcd ── poll every resync interval ──▶ daemon task ──RouteCommand──▶ dataplane thread
+//!  etcd ── watches (+ every resync) ────▶ daemon task ──RouteCommand──▶ dataplane thread
 //!   (nodes, pools, own blocks)            │   ▲                           (RouteReconciler)
 //!                                         │   │ SessionEvent (UPDATEs, up/down)
 //!                         add/remove peers│   │
@@ -34,5 +34,6 @@ pub mod kubernetes;
 pub mod registration;
 pub mod routes;
 pub mod startup;
+pub mod watch;
 
 pub use config::NodeConfig;
