@@ -834,7 +834,14 @@ fn watches_drive_the_agents_without_waiting_for_the_periodic_round() {
     };
     let mut lab = Lab::start("watch", opts).unwrap();
     lab.wait_mesh(Duration::from_secs(30)).unwrap();
-    lab.add_pod(0, "wa").unwrap();
+    // n1's new block reaches n3 as an UPDATE only: nothing in etcd that
+    // n3 watches changes, so n3 programs it because the UPDATE came.
+    let a = lab.add_pod(0, "wa").unwrap();
+    wait_until("n3 to route n1's block", Duration::from_secs(20), || {
+        let r = lab.nodes[2].ns.ip(&["route", "get", &a.to_string()])?;
+        Ok(r.contains("dev vxlan.tabby"))
+    })
+    .unwrap();
     lab.add_pod(2, "wc").unwrap();
     lab.add_pod(0, "wa2").unwrap();
     let mut last = Vec::new();

@@ -38,6 +38,9 @@ use crate::dataplane::workload::is_workload_interface;
 /// How long peers keep our routes while this agent restarts (RFC 4724
 /// Restart Time), seconds.
 const GR_RESTART_TIME: u16 = 120;
+/// How soon after a received UPDATE its routes are programmed (the
+/// coalescing window of a burst).
+const UPDATE_ROUND_DELAY: Duration = Duration::from_millis(50);
 /// How long a session closed for exceeding BGPPeer `maxPrefix` stays down.
 const MAX_PREFIX_RESTART: Duration = Duration::from_secs(30);
 /// Calico's default AS for nodes and the cluster.
@@ -291,6 +294,10 @@ impl Daemon {
     async fn serve(&mut self, mut events: broadcast::Receiver<SessionEvent>) -> Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.resync_ms));
         let changed = super::watch::spawn(self.store.clone(), &self.cfg.nodename);
+        // A round soon after received UPDATEs (learned routes are
+        // programmed by rounds), at most one per UPDATE_ROUND_DELAY, so a
+        // burst of UPDATEs makes one round, not one each.
+        let mut round_soon: Option<tokio::time::Instant> = None;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         loop {
             tokio::select! {
@@ -300,6 +307,7 @@ impl Daemon {
                     tick.reset_immediately();
                 }
                 _ = tick.tick() => {
+                    round_soon = None;
                     let outcome = self.round().await;
                     self.last_round_ok = outcome.is_ok();
                     if let Err(e) = outcome {
@@ -315,11 +323,16 @@ impl Daemon {
                         // a round sends and shows: one now.
                         let up_or_down =
                             matches!(ev, SessionEvent::Up { .. } | SessionEvent::Down { .. });
+                        let received = matches!(ev, SessionEvent::Received { .. });
                         if let Err(e) = self.event(ev).await {
                             tracing::warn!("session event: {e:#}");
                         }
                         if up_or_down {
                             tick.reset_immediately();
+                        } else if received && round_soon.is_none() {
+                            let at = tokio::time::Instant::now() + UPDATE_ROUND_DELAY;
+                            round_soon = Some(at);
+                            tick.reset_at(at);
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
