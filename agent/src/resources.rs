@@ -325,8 +325,8 @@ pub struct BgpPeer {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BgpPeerSpec {
-    /// The peer's address.
-    #[serde(rename = "peerIP")]
+    /// The peer's address (empty with `peerSelector`).
+    #[serde(rename = "peerIP", default, skip_serializing_if = "String::is_empty")]
     pub peer_ip: String,
     pub as_number: u32,
     /// Only this node peers with it; absent: every node (a global peer).
@@ -341,6 +341,14 @@ pub struct BgpPeerSpec {
     /// Largest number of prefixes accepted from the peer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prefix: Option<u32>,
+    /// The nodes this peering applies to (a selector on Node labels);
+    /// with `peerSelector` and without `node`/`nodeSelector`: every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<String>,
+    /// Instead of `peerIP`: peer with every node whose labels match (how
+    /// Calico sets up route reflectors: `peerSelector: has(route-reflector)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_selector: Option<String>,
 }
 
 /// Only an inline `value` is accepted: Calico's `secretKeyRef` (a

@@ -851,3 +851,78 @@ fn watches_drive_the_agents_without_waiting_for_the_periodic_round() {
     })
     .unwrap_or_else(|e| panic!("{e}: {last:?}"));
 }
+
+#[test]
+fn a_route_reflector_node_replaces_the_mesh() {
+    if !require_live(
+        "a_route_reflector_node_replaces_the_mesh",
+        &["ip", "ping", "etcd", "etcdctl"],
+    ) {
+        return;
+    }
+    // Calico's route-reflector setup: no mesh, n1 labelled and given a
+    // cluster ID, one BGPPeer "every node peers with the reflectors".
+    let opts = LabOptions {
+        nodes: 0,
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start("rr", opts).unwrap();
+    let put = |key: &str, value: serde_json::Value| {
+        lab.etcd.etcdctl(&["put", key, &value.to_string()]).unwrap();
+    };
+    put(
+        "/tabby/v1/resources/bgpconfigurations/default",
+        serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPConfiguration",
+            "metadata": {"name": "default"}, "spec": {"nodeToNodeMeshEnabled": false}}),
+    );
+    put(
+        "/tabby/v1/nodes/n1",
+        serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "Node",
+            "metadata": {"name": "n1", "labels": {"route-reflector": "true"}},
+            "spec": {"bgp": {"routeReflectorClusterID": "244.0.0.1"}}}),
+    );
+    put(
+        "/tabby/v1/resources/bgppeers/peer-with-route-reflectors",
+        serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "BGPPeer",
+            "metadata": {"name": "peer-with-route-reflectors"},
+            "spec": {"nodeSelector": "all()", "peerSelector": "route-reflector == 'true'",
+                     "asNumber": 64512}}),
+    );
+    for i in 1..=3 {
+        lab.add_node("rr", i).unwrap();
+    }
+    // n1 has a session with each client; the clients only with n1.
+    let sessions = |i: usize| -> Vec<String> {
+        let out = lab.routectl(i, &["peers", "-o", "json"]).unwrap();
+        let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "Established")
+            .map(|r| r["address"].as_str().unwrap().to_string())
+            .collect()
+    };
+    wait_until("the reflector sessions", Duration::from_secs(60), || {
+        Ok(
+            sessions(0).len() == 2
+                && sessions(1) == ["10.200.0.1"]
+                && sessions(2) == ["10.200.0.1"],
+        )
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?} {:?} {:?}", sessions(0), sessions(1), sessions(2)));
+    // n2's block reaches n3 only through the reflector, next hop n2
+    // (over VXLAN: another subnet).
+    for i in 0..3 {
+        lab.add_pod(i, &format!("r{i}")).unwrap();
+    }
+    let mut last = Vec::new();
+    wait_until(
+        "every pod to reach every other",
+        Duration::from_secs(30),
+        || {
+            last = lab.ping_matrix();
+            Ok(last.iter().all(|(_, _, ok)| *ok))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {last:?}"));
+}

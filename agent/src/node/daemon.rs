@@ -191,13 +191,27 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         super::kubernetes::spawn_cni_kubeconfig(&cfg);
     }
 
+    // Ourselves as the datastore has us: labels and route-reflector
+    // cluster ID are set there by the operator (or from Kubernetes).
+    let stored = nodes(store.as_ref())
+        .await?
+        .into_iter()
+        .find(|n| n.name == cfg.nodename);
     let me = NodeInfo {
         name: cfg.nodename.clone(),
         address,
         asn,
         vxlan_tunnel: vxlan_info.map(|v| v.0),
         vtep_mac: vxlan_info.map(|v| v.1),
+        labels: stored
+            .as_ref()
+            .map(|n| n.labels.clone())
+            .unwrap_or_default(),
+        rr_cluster_id: stored.and_then(|n| n.rr_cluster_id),
     };
+    if let Some(id) = me.rr_cluster_id {
+        tracing::info!(cluster_id = %id, "route reflector");
+    }
     let listen = SocketAddr::new(IpAddr::V4(address.addr()), cfg.bgp_port);
     let speaker = speaker::start(SpeakerConfig {
         listen: vec![listen],
@@ -255,7 +269,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         ipip: None,
         vxlan: vxlan_index,
     };
-    let (me_asn, me_id) = (me.asn, me.address.addr());
+    let (me_asn, me_id, me_cluster) = (me.asn, me.address.addr(), me.rr_cluster_id);
     let mut daemon = Daemon {
         cfg,
         me,
@@ -267,7 +281,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         rib: Rib::new(LocalConfig {
             asn: me_asn,
             router_id: me_id,
-            cluster_id: None,
+            cluster_id: me_cluster,
             decision: DecisionConfig::default(),
         }),
         sessions: BTreeMap::new(),
@@ -455,9 +469,11 @@ impl Daemon {
         let mut cfg = PeerConfig::new(p.address, session);
         cfg.local_address = Some(IpAddr::V4(self.me.address.addr()));
         cfg.password = p.password.clone();
-        if p.kind == PeerType::Mesh {
+        if p.is_node {
+            // Another tabby node listens where we do.
             cfg.port = self.cfg.bgp_port;
-        } else {
+        }
+        if p.kind != PeerType::Mesh {
             // BGPPeers (top-of-rack routers, reflectors) may be a few hops
             // away, as with Calico's BIRD `multihop`.
             cfg.ttl = Some(64);
@@ -479,7 +495,8 @@ impl Daemon {
             warn_only: false,
             restart_after: Some(MAX_PREFIX_RESTART),
         });
-        if p.kind != PeerType::Mesh {
+        rib_peer.rr_client = p.rr_client;
+        if !p.is_node {
             let ranges: Vec<String> = pools
                 .iter()
                 .filter(|p| !p.disabled)
@@ -513,7 +530,16 @@ impl Daemon {
         .into_iter()
         .map(|p| (p.address, p))
         .collect();
-        for p in external_peers(&self.me, &bgp_peers(self.store.as_ref()).await?) {
+        if let Some(mine) = nodes.iter().find(|n| n.name == self.me.name) {
+            self.me.labels = mine.labels.clone();
+            if mine.rr_cluster_id != self.me.rr_cluster_id {
+                tracing::warn!(
+                    "routeReflectorClusterID changed to {:?}: restart the agent to apply it",
+                    mine.rr_cluster_id
+                );
+            }
+        }
+        for p in external_peers(&self.me, &nodes, &bgp_peers(self.store.as_ref()).await?) {
             want.insert(p.address, p);
         }
         for (addr, p) in &want {
@@ -572,12 +598,8 @@ impl Daemon {
         self.originated = exported;
         if changed {
             // External peers' export policy names our blocks.
-            let external: Vec<MeshPeer> = self
-                .mesh
-                .values()
-                .filter(|p| p.kind != PeerType::Mesh)
-                .cloned()
-                .collect();
+            let external: Vec<MeshPeer> =
+                self.mesh.values().filter(|p| !p.is_node).cloned().collect();
             for p in external {
                 self.rib.set_peer(self.rib_peer(&p, &state.pools));
             }

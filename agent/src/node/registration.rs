@@ -63,6 +63,11 @@ pub fn info(node: &Node) -> Option<NodeInfo> {
             .vxlan_tunnel_mac_addr
             .as_deref()
             .and_then(parse_mac),
+        labels: node.metadata.labels.clone(),
+        rr_cluster_id: bgp
+            .route_reflector_cluster_id
+            .as_deref()
+            .and_then(|c| c.parse().ok()),
     })
 }
 
