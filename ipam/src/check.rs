@@ -6,6 +6,8 @@
 //! blocks (an interrupted claim) and blocks without affinities. Acting on a
 //! report is [`Ipam::release_leaks`](crate::Ipam::release_leaks), which needs
 //! two reports (two observations) and re-validates before each write.
+//! A [`Report`] serialises (serde, camelCase) so that `routectl ipam check
+//! -o` can write it and `routectl ipam release --from-report` read it back.
 //!
 //! [`invariants`] lists violations of the rules every reachable state must
 //! keep, crash or no crash; the property tests and live tests assert it is
@@ -15,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 
 use crate::affinity::AffinityState;
 use crate::block::{ATTR_NODE, ATTR_TYPE};
@@ -44,7 +47,8 @@ impl LiveOwners {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LeakedAddress {
     pub ip: IpAddr,
     pub block: IpNet,
@@ -54,7 +58,8 @@ pub struct LeakedAddress {
     pub node: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DanglingAffinity {
     pub node: String,
     pub block: IpNet,
@@ -62,7 +67,8 @@ pub struct DanglingAffinity {
     pub revision: Revision,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UnclaimedBlock {
     pub block: IpNet,
     pub node: String,
@@ -70,7 +76,8 @@ pub struct UnclaimedBlock {
 }
 
 /// A handle whose index entry disagrees with what the blocks hold.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HandleMismatch {
     pub handle: String,
     pub indexed: BTreeMap<IpNet, u32>,
@@ -80,7 +87,8 @@ pub struct HandleMismatch {
 }
 
 /// The result of a leak check.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub revision: Revision,
     pub allocations: usize,
@@ -103,7 +111,10 @@ impl Report {
 }
 
 /// A broken rule.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error, Serialize, Deserialize,
+)]
+#[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Violation {
     #[error("corrupt value at {key}: {reason}")]
     Corrupt { key: String, reason: String },

@@ -1,22 +1,50 @@
 //! `routectl`: the operator's view of a tabby node.
 //!
 //! `routectl peers` and `routectl routes` ask the local agent over its
-//! control socket; `routectl ipam show [--show-blocks]` reads etcd;
-//! `routectl apply -f FILE` writes IPPool and BGPPeer resources to etcd.
-//! Exit codes: 0 success, 1 the agent or etcd could not be asked or
-//! written, 2 bad usage, 3 the manifest was refused (the message names the
-//! document and field).
+//! control socket. The datastore verbs talk to etcd directly
+//! (`--etcd-endpoints` or `ETCD_ENDPOINTS`):
+//!
+//! - `ipam show [--show-blocks]`, `ipam check [-o report.json]` and
+//!   `ipam release --from-report report.json`, like calicoctl's;
+//! - `apply -f FILE|-`, `get <kind> [name] [-o table|json|yaml]` and
+//!   `delete <kind> <name> [--force]` for IPPool, BGPPeer,
+//!   BGPConfiguration, Node and IPAMConfig (kind names case-insensitive,
+//!   singular or plural). `get -o json|yaml` prints what `apply -f` takes
+//!   back.
+//!
+//! Exit codes (also in `routectl --help`; see
+//! [`agent::node::ctl_error`]): 0 success; 1 the agent or etcd could not
+//! be asked or written; 2 bad usage; 3 invalid input (a manifest or report
+//! refused, the message names the document and field); 4 the named
+//! resource does not exist; 5 refused because the resource is in use
+//! (`delete` without `--force`).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agent::node::control::{PeerRow, RouteRow, peers_table};
+use agent::node::ctl_error::CtlError;
+use agent::node::kind::Kind;
 use clap::{Parser, Subcommand, ValueEnum};
 
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the agent or etcd could not be asked or written
+  2  bad usage
+  3  invalid input: a manifest or report was refused (the message names the document and field)
+  4  the named resource does not exist
+  5  refused: the resource is in use (delete without --force)";
+
 #[derive(Debug, Parser)]
-#[command(name = "routectl", version, about = "Inspect and configure tabby")]
+#[command(
+    name = "routectl",
+    version,
+    about = "Inspect and configure tabby",
+    after_help = EXIT_CODES
+)]
 struct Cli {
     /// The agent's control socket.
     #[arg(
@@ -26,9 +54,9 @@ struct Cli {
         global = true
     )]
     socket: PathBuf,
-    /// Output format.
-    #[arg(long, short, value_enum, default_value = "table", global = true)]
-    output: Output,
+    /// etcd endpoints, comma-separated (datastore verbs).
+    #[arg(long, env = "ETCD_ENDPOINTS", value_delimiter = ',', global = true)]
+    etcd_endpoints: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,31 +65,52 @@ struct Cli {
 enum Output {
     Table,
     Json,
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// BGP peers of this node, like `calicoctl node status`.
-    Peers,
+    Peers {
+        #[arg(long, short, value_enum, default_value = "table")]
+        output: Output,
+    },
     /// Routes this node programs.
-    Routes,
-    /// Create or update IPPool and BGPPeer resources from a YAML or JSON
-    /// file (`-` for stdin); Calico v3 manifests are accepted as they are.
+    Routes {
+        #[arg(long, short, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Create or update IPPool, BGPPeer, BGPConfiguration, Node and
+    /// IPAMConfig resources from a YAML or JSON file (`-` for stdin);
+    /// Calico v3 manifests are accepted as they are. A Node is merged into
+    /// the stored one (labels and spec fields given replace, others stay).
     Apply {
         /// The manifest file, or `-`.
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
-        /// etcd endpoints, comma-separated.
-        #[arg(long, env = "ETCD_ENDPOINTS", value_delimiter = ',')]
-        etcd_endpoints: Vec<String>,
+    },
+    /// Show resources: ippool, bgppeer, bgpconfiguration, node, ipamconfig.
+    Get {
+        /// The kind (case-insensitive, singular or plural).
+        kind: Kind,
+        /// Only this resource.
+        name: Option<String>,
+        #[arg(long, short, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Delete a resource. An IPPool with allocations or a Node with
+    /// workload endpoints is refused unless --force.
+    Delete {
+        kind: Kind,
+        name: String,
+        /// Delete even if in use.
+        #[arg(long)]
+        force: bool,
     },
     /// IP address management (reads etcd directly).
     Ipam {
         #[command(subcommand)]
         verb: IpamVerb,
-        /// etcd endpoints, comma-separated.
-        #[arg(long, env = "ETCD_ENDPOINTS", value_delimiter = ',', global = true)]
-        etcd_endpoints: Vec<String>,
     },
 }
 
@@ -73,60 +122,131 @@ enum IpamVerb {
         #[arg(long)]
         show_blocks: bool,
     },
+    /// Look for leaked addresses and inconsistent IPAM data, like
+    /// `calicoctl ipam check`.
+    Check {
+        /// Also write the report as JSON, for `ipam release --from-report`.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Release what a report from `ipam check` and a fresh check both
+    /// list identically.
+    Release {
+        #[arg(long)]
+        from_report: PathBuf,
+    },
 }
 
-fn apply(file: &PathBuf, endpoints: &[String]) -> Result<Vec<String>, (u8, String)> {
-    let text = if file.as_os_str() == "-" {
-        let mut t = String::new();
-        std::io::stdin()
-            .read_to_string(&mut t)
-            .map_err(|e| (1, format!("stdin: {e}")))?;
-        t
-    } else {
-        std::fs::read_to_string(file).map_err(|e| (1, format!("{}: {e}", file.display())))?
+fn read_input(file: &Path) -> Result<String, CtlError> {
+    let io = |e: std::io::Error| CtlError::Io {
+        path: file.display().to_string(),
+        reason: e.to_string(),
     };
-    let resources = agent::node::apply::parse(&text).map_err(|e| (3, e.to_string()))?;
+    if file.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::stdin().read_to_string(&mut t).map_err(io)?;
+        Ok(t)
+    } else {
+        std::fs::read_to_string(file).map_err(io)
+    }
+}
+
+/// Connect to etcd and run `verb` against IPAM and the store.
+fn with_etcd<T, F>(
+    endpoints: &[String],
+    verb: impl FnOnce(ipam::Ipam<ipam::EtcdStore>) -> F,
+) -> Result<T, CtlError>
+where
+    F: std::future::Future<Output = Result<T, CtlError>>,
+{
     if endpoints.is_empty() {
-        return Err((
-            2,
-            "ETCD_ENDPOINTS (or --etcd-endpoints) is required for apply".into(),
+        return Err(CtlError::Usage(
+            "ETCD_ENDPOINTS (or --etcd-endpoints) is required for this command".into(),
         ));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| (1, e.to_string()))?;
+        .map_err(|e| CtlError::Io {
+            path: "tokio runtime".into(),
+            reason: e.to_string(),
+        })?;
     rt.block_on(async {
-        let store = ipam::EtcdStore::connect(&ipam::EtcdConfig::new(endpoints.to_vec()))
-            .await
-            .map_err(|e| (1, format!("etcd: {e}")))?;
-        agent::node::apply::apply(&ipam::Ipam::new(store), &resources)
-            .await
-            .map_err(|e| (1, e))
+        let store = ipam::EtcdStore::connect(&ipam::EtcdConfig::new(endpoints.to_vec())).await?;
+        verb(ipam::Ipam::new(store)).await
     })
 }
 
-fn ipam_show(endpoints: &[String], blocks: bool) -> Result<String, String> {
-    if endpoints.is_empty() {
-        return Err("ETCD_ENDPOINTS (or --etcd-endpoints) is required for ipam commands".into());
+fn datastore(cli: &Cli) -> Result<String, CtlError> {
+    let endpoints = &cli.etcd_endpoints;
+    match &cli.command {
+        Command::Apply { file } => {
+            let resources = agent::node::apply::parse(&read_input(file)?)?;
+            let lines = with_etcd(endpoints, |ipam| async move {
+                agent::node::apply::apply(&ipam, &resources).await
+            })?;
+            Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+        }
+        Command::Get { kind, name, output } => {
+            let (kind, name) = (*kind, name.as_deref());
+            let items = with_etcd(endpoints, |ipam| async move {
+                agent::node::get::fetch(ipam.store(), kind, name).await
+            })?;
+            let single = name.is_some() || kind == Kind::IpamConfig;
+            let doc = agent::node::get::document(kind, &items, single);
+            match output {
+                Output::Table => Ok(agent::node::get::table(kind, &items)),
+                Output::Json => Ok(format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&doc).unwrap_or_default()
+                )),
+                Output::Yaml => serde_saphyr::to_string(&doc).map_err(|e| CtlError::Io {
+                    path: "stdout".into(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Command::Delete { kind, name, force } => {
+            let (kind, force) = (*kind, *force);
+            let lines = with_etcd(endpoints, |ipam| async move {
+                agent::node::delete::delete(&ipam, kind, name, force).await
+            })?;
+            Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+        }
+        Command::Ipam { verb } => match verb {
+            IpamVerb::Show { show_blocks } => with_etcd(endpoints, |ipam| async move {
+                let state = ipam.snapshot().await?;
+                Ok(agent::node::ipam_show::table(&state, *show_blocks))
+            }),
+            IpamVerb::Check { output } => {
+                let (report, _) = with_etcd(endpoints, |ipam| async move {
+                    agent::node::ipam_check::check(&ipam).await
+                })?;
+                let mut text = agent::node::ipam_check::summary(&report);
+                if let Some(path) = output {
+                    std::fs::write(path, agent::node::ipam_check::to_json(&report)).map_err(
+                        |e| CtlError::Io {
+                            path: path.display().to_string(),
+                            reason: e.to_string(),
+                        },
+                    )?;
+                    text += &format!("Report written to {}\n", path.display());
+                }
+                Ok(text)
+            }
+            IpamVerb::Release { from_report } => {
+                let path = from_report.display().to_string();
+                let earlier = agent::node::ipam_check::from_json(&path, &read_input(from_report)?)?;
+                with_etcd(endpoints, |ipam| async move {
+                    agent::node::ipam_check::release(&ipam, &earlier).await
+                })
+            }
+        },
+        Command::Peers { .. } | Command::Routes { .. } => Ok(String::new()),
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let store = ipam::EtcdStore::connect(&ipam::EtcdConfig::new(endpoints.to_vec()))
-            .await
-            .map_err(|e| format!("etcd: {e}"))?;
-        let state = ipam::Ipam::new(store)
-            .snapshot()
-            .await
-            .map_err(|e| format!("etcd: {e}"))?;
-        Ok(agent::node::ipam_show::table(&state, blocks))
-    })
 }
 
-fn ask(socket: &PathBuf, request: &str) -> Result<String, String> {
+fn ask(socket: &Path, request: &str) -> Result<String, String> {
     let mut s = UnixStream::connect(socket)
         .map_err(|e| format!("cannot reach tabby-node at {}: {e}", socket.display()))?;
     s.write_all(format!("{request}\n").as_bytes())
@@ -136,72 +256,57 @@ fn ask(socket: &PathBuf, request: &str) -> Result<String, String> {
     Ok(out)
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let request = match &cli.command {
-        Command::Apply {
-            file,
-            etcd_endpoints,
-        } => {
-            return match apply(file, etcd_endpoints) {
-                Ok(lines) => {
-                    for l in lines {
-                        println!("{l}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err((code, e)) => {
-                    eprintln!("routectl: {e}");
-                    ExitCode::from(code)
-                }
-            };
-        }
-        Command::Peers => "peers",
-        Command::Routes => "routes",
-        Command::Ipam {
-            verb: IpamVerb::Show { show_blocks },
-            etcd_endpoints,
-        } => {
-            return match ipam_show(etcd_endpoints, *show_blocks) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("routectl: {e}");
-                    ExitCode::from(1)
-                }
-            };
-        }
+/// `peers` and `routes`, from the agent.
+fn agent_view(socket: &Path, command: &Command) -> Result<String, String> {
+    let (request, output) = match command {
+        Command::Peers { output } => ("peers", *output),
+        Command::Routes { output } => ("routes", *output),
+        _ => return Ok(String::new()),
     };
-    let answer = match ask(&cli.socket, request) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("routectl: {e}");
-            return ExitCode::from(1);
+    let answer = ask(socket, request)?;
+    let unexpected = |e: serde_json::Error| format!("unexpected answer from the agent: {e}");
+    match (output, command) {
+        (Output::Json, _) => Ok(answer),
+        (Output::Yaml, _) => {
+            let v: serde_json::Value = serde_json::from_str(&answer).map_err(unexpected)?;
+            serde_saphyr::to_string(&v).map_err(|e| e.to_string())
         }
-    };
-    let text = match (cli.output, &cli.command) {
-        (Output::Json, _) => answer,
-        (Output::Table, Command::Peers) => match serde_json::from_str::<Vec<PeerRow>>(&answer) {
-            Ok(rows) => format!("IPv4 BGP status\n{}", peers_table(&rows)),
-            Err(e) => {
-                eprintln!("routectl: unexpected answer from the agent: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        (Output::Table, Command::Ipam { .. } | Command::Apply { .. }) => String::new(),
-        (Output::Table, Command::Routes) => match serde_json::from_str::<Vec<RouteRow>>(&answer) {
-            Ok(rows) => rows
+        (Output::Table, Command::Peers { .. }) => {
+            let rows: Vec<PeerRow> = serde_json::from_str(&answer).map_err(unexpected)?;
+            Ok(format!("IPv4 BGP status\n{}", peers_table(&rows)))
+        }
+        (Output::Table, _) => {
+            let rows: Vec<RouteRow> = serde_json::from_str(&answer).map_err(unexpected)?;
+            Ok(rows
                 .iter()
                 .map(|r| format!("{:<20} {}\n", r.prefix, r.target))
-                .collect(),
-            Err(e) => {
-                eprintln!("routectl: unexpected answer from the agent: {e}");
-                return ExitCode::from(1);
+                .collect())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Peers { .. } | Command::Routes { .. } = cli.command {
+        return match agent_view(&cli.socket, &cli.command) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
             }
-        },
-    };
-    print!("{text}");
-    ExitCode::SUCCESS
+            Err(e) => {
+                eprintln!("routectl: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    match datastore(&cli) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("routectl: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
