@@ -253,6 +253,12 @@ fn sigkill_and_restart_of_an_agent_loses_no_ping() {
     lab.stop_agent(0, true);
     std::thread::sleep(Duration::from_secs(2));
     lab.restart_agent(0).unwrap();
+    // It knows it restarted (its routes were still in the kernel), so its
+    // OPENs carry graceful restart's R bit until it has converged.
+    wait_until("the restart to be noticed", Duration::from_secs(10), || {
+        Ok(std::fs::read_to_string(lab.nodes[0].log())?.contains("restarting: the kernel holds"))
+    })
+    .unwrap();
     for p in pingers {
         let text = p.join().unwrap();
         let line = text

@@ -87,6 +87,9 @@ struct Daemon {
     /// sent once, the first time the agent is ready.
     kube: Option<super::kubernetes::KubeLink>,
     announced_up: bool,
+    /// A previous run left its routes in the kernel: this start is a
+    /// restart (graceful restart's R bit).
+    restarted: bool,
     /// The `natOutgoing` table, and the last error applying it (logged
     /// once, not every round).
     nat: crate::dataplane::nat::NatOutgoing,
@@ -220,6 +223,11 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     .await?;
     let events = speaker.subscribe();
 
+    // A previous run's routes in the kernel mean this start is a restart.
+    let restarted = !RouteTable::open()?.owned()?.is_empty();
+    if restarted {
+        tracing::info!("restarting: the kernel holds the last run's routes");
+    }
     // The dataplane thread: adopts what a previous run left, then serves.
     let (routes_tx, routes_rx) = std::sync::mpsc::channel();
     let resync = Duration::from_secs(30);
@@ -290,6 +298,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         vteps: Vec::new(),
         vteps_at: None,
         converging_until: Some(std::time::Instant::now() + STARTUP_GRACE),
+        restarted,
         routes: routes_tx,
         view,
         health,
@@ -457,7 +466,10 @@ impl Daemon {
         session
             .capabilities
             .push(Capability::GracefulRestart(GracefulRestart {
-                restart_state: false,
+                // RFC 4724 §3: the R bit says "I have restarted" — set
+                // while converging after a run that left routes behind,
+                // so peers keep our stale routes until our End-of-RIB.
+                restart_state: self.restarted && self.converging_until.is_some(),
                 notification: false,
                 restart_time: GR_RESTART_TIME,
                 families: vec![GracefulRestartFamily {
