@@ -189,3 +189,36 @@ fn routes_differing_only_in_next_hop_share_attributes_but_not_updates() {
     let out = rib.flush(&node(), &Context::default()).unwrap();
     assert_eq!(out.messages, 2 + 1);
 }
+
+/// The same table originated prefix by prefix and all at once gives the
+/// same changes and the same bytes on the wire, withdrawals too; and a
+/// table that comes and goes leaves the peer's Adj-RIB-Out empty.
+#[test]
+fn originate_many_and_withdraw_many_match_one_by_one() {
+    let ctx = Context::default();
+    let blocks: Vec<IpPrefix> = (0..3000).rev().map(block).collect();
+    let mut one = rib(&[Family::Ipv4Unicast]);
+    let mut many = rib(&[Family::Ipv4Unicast]);
+    let singly: usize = blocks
+        .iter()
+        .map(|p| one.originate(*p, set(1), NH).len())
+        .sum();
+    assert_eq!(many.originate_many(&blocks, set(1), NH).len(), singly);
+    let (a, b) = (
+        one.flush(&node(), &ctx).unwrap(),
+        many.flush(&node(), &ctx).unwrap(),
+    );
+    assert_eq!(a, b);
+    assert_eq!(b.announced, 3000);
+    let singly: usize = blocks.iter().map(|p| one.withdraw(*p).len()).sum();
+    assert_eq!(many.withdraw_many(&blocks).len(), singly);
+    let (a, b) = (
+        one.flush(&node(), &ctx).unwrap(),
+        many.flush(&node(), &ctx).unwrap(),
+    );
+    assert_eq!(a, b);
+    assert_eq!(b.withdrawn, 3000);
+    assert!(many.loc_rib().is_empty());
+    let out = many.adj_rib_out(&node()).unwrap();
+    assert_eq!((out.len(), out.pending_len()), (0, 0));
+}

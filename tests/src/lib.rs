@@ -10,6 +10,8 @@
 //! - [`Bird`], [`Frr`] and [`GoBgp`]: real BGP daemons inside a namespace,
 //!   every socket, pid file and log under their own temp dir.
 //! - [`speaker`]: tabby's own BGP speaker inside a lab namespace.
+//! - [`bgp_lab`]: nodes on a switch and tabby's peer settings for the
+//!   router tests and the convergence benchmark.
 //! - [`capture`]: tshark captures and the BGP messages in them.
 //! - [`lab`]: nodes running `tabby-node`, etcd, two subnets and a router.
 //! - [`skip`]: how a live test reports that it cannot run here.
@@ -18,6 +20,7 @@
 //! is ever killed by name. Logs of daemons are printed when a test fails.
 
 pub mod apiserver;
+pub mod bgp_lab;
 pub mod capture;
 pub mod daemon;
 pub mod etcd;

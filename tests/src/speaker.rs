@@ -5,8 +5,9 @@
 //! test talks to it through the [`SpeakerHandle`] from its own runtime (the
 //! handle's channels work across runtimes). With [`SpeakerInNs::start_routing`]
 //! the RIB-owning router task runs beside the speaker on the same
-//! runtime. Dropping the guard shuts the speaker down (Cease to every
-//! peer) and joins the thread.
+//! runtime; [`SpeakerInNs::start_routing_here`] does the same in a helper
+//! process that was started inside the namespace. Dropping the guard
+//! shuts the speaker down (Cease to every peer) and joins the thread.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -36,7 +37,7 @@ pub struct SpeakerInNs {
 impl SpeakerInNs {
     /// Start a speaker with `config` inside `ns`.
     pub fn start(ns: &Netns, config: SpeakerConfig) -> Result<SpeakerInNs> {
-        Self::start_inner(ns, config, None)
+        Self::start_inner(Some(ns), config, None)
     }
 
     /// Start a speaker with `config` and a router with `routing` on top
@@ -46,7 +47,13 @@ impl SpeakerInNs {
         config: SpeakerConfig,
         routing: RouterConfig,
     ) -> Result<SpeakerInNs> {
-        Self::start_inner(ns, config, Some(routing))
+        Self::start_inner(Some(ns), config, Some(routing))
+    }
+
+    /// [`SpeakerInNs::start_routing`] in the namespace this process is
+    /// already in (a helper process started with `ip netns exec`).
+    pub fn start_routing_here(config: SpeakerConfig, routing: RouterConfig) -> Result<SpeakerInNs> {
+        Self::start_inner(None, config, Some(routing))
     }
 
     /// The router (panics if started without one: a test bug).
@@ -58,13 +65,13 @@ impl SpeakerInNs {
     }
 
     fn start_inner(
-        ns: &Netns,
+        ns: Option<&Netns>,
         config: SpeakerConfig,
         routing: Option<RouterConfig>,
     ) -> Result<SpeakerInNs> {
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<bool>();
-        let thread = ns.spawn(move || {
+        let run = move || -> Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -92,7 +99,14 @@ impl SpeakerInNs {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 Ok(())
             })
-        })?;
+        };
+        let thread = match ns {
+            Some(ns) => ns.spawn(run)?,
+            None => std::thread::Builder::new()
+                .name("speaker".into())
+                .spawn(run)
+                .context("cannot spawn the speaker thread")?,
+        };
         let (handle, router) = handle_rx.recv().context("speaker thread died")??;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

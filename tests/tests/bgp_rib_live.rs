@@ -15,48 +15,40 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use bgp::rib::{
-    DecisionConfig, IpPrefix, LocalConfig, MaxPrefix, MaxPrefixAction, MaxPrefixExceeded, Path,
-    PeerConfig as RibPeer, Policy, PrefixSet, Rule,
+    IpPrefix, MaxPrefix, MaxPrefixAction, MaxPrefixExceeded, Path, PeerConfig as RibPeer, Policy,
+    PrefixSet, Rule,
 };
 use bgp::session::{SessionConfig, State};
-use bgp::speaker::router::{RoutedPeer, RouterConfig, RouterEvent};
-use bgp::speaker::{PeerConfig, SpeakerConfig};
+use bgp::speaker::SpeakerConfig;
+use bgp::speaker::router::{RoutedPeer, RouterEvent};
 use bgp::wire::capability::{GracefulRestart, GracefulRestartFamily};
 use bgp::wire::{Afi, Safi};
 use bgp::wire::{AsPath, Capability, Community, Family, NextHop, Origin, PathAttributes};
+use harness::bgp_lab::{self, Nodes, TABBY};
 use harness::speaker::SpeakerInNs;
-use harness::{Bird, Frr, GoBgp, Netns, Switch, require_live, wait_until};
+use harness::{Bird, Frr, GoBgp, Netns, require_live, wait_until};
 use tokio::sync::broadcast::Receiver;
 
-const TABBY: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 4);
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const AS: u32 = 64512;
 const TABBY_EBGP_AS: u32 = 65001;
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The two nodes on one switch. Field order is drop order: the nodes go
-/// before the switch.
-struct Lab {
-    daemon_ns: Netns,
-    tabby_ns: Netns,
-    _switch: Switch,
+/// The daemon's node and tabby's on one switch.
+struct Lab(Nodes);
+
+impl Lab {
+    fn daemon_ns(&self) -> &Netns {
+        &self.0.nodes[0]
+    }
+
+    fn tabby_ns(&self) -> &Netns {
+        &self.0.nodes[1]
+    }
 }
 
 fn lab(tag: &str) -> Lab {
-    let switch = Switch::new(tag).unwrap();
-    let daemon_ns = Netns::new(&format!("{tag}-d")).unwrap();
-    let tabby_ns = Netns::new(&format!("{tag}-t")).unwrap();
-    switch
-        .attach(&daemon_ns, "eth0", &format!("{PEER}/24"))
-        .unwrap();
-    switch
-        .attach(&tabby_ns, "eth0", &format!("{TABBY}/24"))
-        .unwrap();
-    Lab {
-        daemon_ns,
-        tabby_ns,
-        _switch: switch,
-    }
+    Lab(Nodes::new(tag, &[("d", PEER), ("t", TABBY)]).unwrap())
 }
 
 fn peer_ip() -> IpAddr {
@@ -94,36 +86,14 @@ fn tabby_with(
         listen: vec![SocketAddr::new(IpAddr::V4(TABBY), 179)],
         ..Default::default()
     };
-    let routing = RouterConfig::new(LocalConfig {
-        asn: local_as,
-        router_id: TABBY,
-        cluster_id: None,
-        decision: DecisionConfig::default(),
-    });
-    let t = SpeakerInNs::start_routing(&lab.tabby_ns, cfg, routing).unwrap();
-    let mut session = SessionConfig::new(local_as, remote_as, TABBY);
-    session.hold_time = Duration::from_secs(9);
-    session.connect_retry = Duration::from_secs(2);
-    session.idle_hold = Duration::from_millis(200);
-    session.idle_hold_max = Duration::from_secs(2);
-    session.capabilities = vec![
-        Capability::Multiprotocol {
-            afi: Afi::IPV4,
-            safi: Safi::UNICAST,
-        },
-        Capability::RouteRefresh,
-        Capability::FourOctetAs(local_as),
-    ];
+    let routing = bgp_lab::router_config(local_as, TABBY, None);
+    let t = SpeakerInNs::start_routing(lab.tabby_ns(), cfg, routing).unwrap();
+    let mut session = bgp_lab::session_config(local_as, remote_as, TABBY);
     session_cfg(&mut session);
-    let mut speaker_peer = PeerConfig::new(peer_ip(), session);
-    speaker_peer.local_address = Some(IpAddr::V4(TABBY));
-    let mut rib_peer = RibPeer::new(peer_ip(), remote_as);
-    rib_peer.local_v4 = Some(TABBY);
-    if local_as != remote_as {
-        // RFC 8212: eBGP needs explicit policies.
-        rib_peer.import = Some(Policy::accept_all());
-        rib_peer.export = Some(Policy::accept_all());
-    }
+    let RoutedPeer {
+        session: speaker_peer,
+        rib: mut rib_peer,
+    } = bgp_lab::routed_peer(PEER, TABBY, session);
     rib(&mut rib_peer);
     before(&t);
     let events = t.router().subscribe();
@@ -206,15 +176,10 @@ fn wait_output(
     probe: impl Fn() -> Result<String>,
     ok: impl Fn(&str) -> bool,
 ) -> String {
-    let mut last = String::new();
-    let found = wait_until(what, WAIT, || {
-        last = probe()?;
-        Ok(ok(&last))
-    });
-    if let Err(e) = found {
-        panic!("{e:#}\nlast output:\n{last}");
+    match bgp_lab::wait_output(what, WAIT, probe, ok) {
+        Ok(out) => out,
+        Err(e) => panic!("{e:#}"),
     }
-    last
 }
 
 // --- BIRD -------------------------------------------------------------
@@ -240,7 +205,7 @@ fn routes_flow_both_ways_with_bird() {
         return;
     }
     let lab = lab("ribbird");
-    let bird = Bird::start(&lab.daemon_ns, &bird_config()).unwrap();
+    let bird = Bird::start(lab.daemon_ns(), &bird_config()).unwrap();
     let (t, _events) = tabby(&lab, AS, AS, |_| {});
     originate(&t, "172.30.4.0/24", TABBY);
     wait_up(&t);
@@ -313,7 +278,7 @@ fn bird_crashing_with_graceful_restart_keeps_its_routes_until_its_end_of_rib() {
     }
     let lab = lab("ribgr");
     let mut bird = Bird::start(
-        &lab.daemon_ns,
+        lab.daemon_ns(),
         &bird_gr_config(&["172.31.1.0/24", "172.31.11.0/24"]),
     )
     .unwrap();
@@ -357,7 +322,7 @@ fn bird_crashing_with_graceful_restart_keeps_its_routes_until_its_end_of_rib() {
 
     // BIRD comes back (-R) without 172.31.11.0/24: once its End-of-RIB
     // is in, the route it no longer sends is gone and the other is fresh.
-    bird.restart_graceful(&lab.daemon_ns, &bird_gr_config(&["172.31.1.0/24"]))
+    bird.restart_graceful(lab.daemon_ns(), &bird_gr_config(&["172.31.1.0/24"]))
         .unwrap();
     wait_up(&t);
     wait_gone(&t, "172.31.11.0/24");
@@ -412,7 +377,7 @@ fn bird_keeps_our_routes_while_tabby_restarts_gracefully() {
         return;
     }
     let lab = lab("ribgrt");
-    let bird = Bird::start(&lab.daemon_ns, &bird_gr_config(&["172.31.1.0/24"])).unwrap();
+    let bird = Bird::start(lab.daemon_ns(), &bird_gr_config(&["172.31.1.0/24"])).unwrap();
     let ours = |t: &SpeakerInNs| originate(t, "172.30.4.0/24", TABBY);
     let (t, _events) = tabby_with(&lab, AS, AS, restarting(false), |_| {}, ours);
     wait_up(&t);
@@ -461,7 +426,7 @@ fn routes_flow_both_ways_with_gobgp() {
         return;
     }
     let lab = lab("ribgobgp");
-    let gobgp = GoBgp::start(&lab.daemon_ns, &gobgp_config()).unwrap();
+    let gobgp = GoBgp::start(lab.daemon_ns(), &gobgp_config()).unwrap();
     let add = [
         "global",
         "rib",
@@ -554,28 +519,14 @@ fn frr_config(tabby_as: u32, extra: &[&str]) -> String {
     c
 }
 
-/// Run several vtysh commands in one session (configuration changes).
-fn vtysh_config(frr: &Frr, lines: &[&str]) -> Result<String> {
-    let dir = frr.dir().to_string_lossy().into_owned();
-    let mut args = vec!["--vty_socket", dir.as_str(), "-c", "configure terminal"];
-    for l in lines {
-        args.extend(["-c", l]);
-    }
-    harness::run("vtysh", &args)
-}
-
-fn frr_json(frr: &Frr, command: &str) -> Result<serde_json::Value> {
-    Ok(serde_json::from_str(&frr.vtysh(command)?)?)
-}
-
 /// FRR's view of its neighbor tabby.
 fn frr_neighbor(frr: &Frr) -> Result<serde_json::Value> {
-    let all = frr_json(frr, &format!("show bgp neighbors {TABBY} json"))?;
+    let all = frr.json(&format!("show bgp neighbors {TABBY} json"))?;
     Ok(all[TABBY.to_string()].clone())
 }
 
 fn frr_route(frr: &Frr, prefix: &str) -> Result<serde_json::Value> {
-    frr_json(frr, &format!("show bgp ipv4 unicast {prefix} json"))
+    frr.json(&format!("show bgp ipv4 unicast {prefix} json"))
 }
 
 fn frr_has(frr: &Frr, prefix: &str) -> Result<bool> {
@@ -598,7 +549,7 @@ fn routes_flow_both_ways_with_frr() {
         return;
     }
     let lab = lab("ribfrr");
-    let frr = Frr::start(&lab.daemon_ns, &frr_config(AS, &["172.31.13.0/24"]), false).unwrap();
+    let frr = Frr::start(lab.daemon_ns(), &frr_config(AS, &["172.31.13.0/24"]), false).unwrap();
     let (t, _events) = tabby(&lab, AS, AS, |_| {});
     originate(&t, "172.30.4.0/24", TABBY);
     wait_up(&t);
@@ -634,14 +585,11 @@ fn routes_flow_both_ways_with_frr() {
         Ok(!frr_has(&frr, "172.30.4.0/24")?)
     })
     .unwrap();
-    vtysh_config(
-        &frr,
-        &[
-            &format!("router bgp {AS}"),
-            "address-family ipv4 unicast",
-            "no network 172.31.13.0/24",
-        ],
-    )
+    frr.configure(&[
+        &format!("router bgp {AS}"),
+        "address-family ipv4 unicast",
+        "no network 172.31.13.0/24",
+    ])
     .unwrap();
     wait_gone(&t, "172.31.13.0/24");
     assert!(
@@ -660,7 +608,7 @@ fn ebgp_with_frr_prepends_our_as_and_rewrites_the_next_hop() {
         return;
     }
     let lab = lab("ribebgp");
-    let frr = Frr::start(&lab.daemon_ns, &frr_config(TABBY_EBGP_AS, &[]), false).unwrap();
+    let frr = Frr::start(lab.daemon_ns(), &frr_config(TABBY_EBGP_AS, &[]), false).unwrap();
     let (t, _events) = tabby(&lab, TABBY_EBGP_AS, AS, |_| {});
     // Originated with someone else's next hop: eBGP export puts ours.
     originate(&t, "172.30.4.0/24", Ipv4Addr::new(10, 200, 0, 9));
@@ -697,7 +645,7 @@ fn frr_soft_in_gets_our_table_again_and_we_can_ask_frr_for_its_own() {
         return;
     }
     let lab = lab("ribrr");
-    let frr = Frr::start(&lab.daemon_ns, &frr_config(AS, &["172.31.13.0/24"]), false).unwrap();
+    let frr = Frr::start(lab.daemon_ns(), &frr_config(AS, &["172.31.13.0/24"]), false).unwrap();
     let (t, _events) = tabby(&lab, AS, AS, |_| {});
     for n in ["172.30.4.0/24", "172.30.5.0/24", "172.30.6.0/24"] {
         originate(&t, n, TABBY);
@@ -796,7 +744,7 @@ fn frr_over_our_max_prefix_limit_gets_cease_6_1_and_we_restart_later() {
     }
     let lab = lab("ribmax");
     let extra = ["172.31.13.0/24", "172.31.14.0/24", "172.31.15.0/24"];
-    let frr = Frr::start(&lab.daemon_ns, &frr_config(AS, &extra), false).unwrap();
+    let frr = Frr::start(lab.daemon_ns(), &frr_config(AS, &extra), false).unwrap();
     let limit = MaxPrefix {
         restart_after: Some(Duration::from_secs(3)),
         ..MaxPrefix::new(2)
@@ -849,7 +797,7 @@ fn max_prefix_warn_only_keeps_the_session_and_the_routes() {
     }
     let lab = lab("ribwarn");
     let extra = ["172.31.13.0/24", "172.31.14.0/24"];
-    let frr = Frr::start(&lab.daemon_ns, &frr_config(AS, &extra), false).unwrap();
+    let frr = Frr::start(lab.daemon_ns(), &frr_config(AS, &extra), false).unwrap();
     let limit = MaxPrefix {
         warn_only: true,
         ..MaxPrefix::new(1)

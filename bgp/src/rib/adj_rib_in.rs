@@ -15,12 +15,12 @@
 //! once the caller's clock passes the deadline. This module never reads
 //! a clock.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::wire::{Families, Family, MpReach, MpUnreach, NextHop, Nlri, PathAttributes, Update};
 
 use super::RibError;
+use super::hash::{Map, shrink_if_sparse};
 use super::intern::{AttrSet, Interner};
 use super::prefix::IpPrefix;
 
@@ -47,7 +47,7 @@ pub struct Route {
 /// One peer's Adj-RIB-In.
 #[derive(Debug, Default)]
 pub struct AdjRibIn {
-    routes: HashMap<RouteKey, Route>,
+    routes: Map<RouteKey, Route>,
     stale_deadline: Option<Instant>,
     /// Routes per family (IPv4, IPv6 unicast), kept in step with `routes`
     /// so a max-prefix check costs nothing.
@@ -141,6 +141,7 @@ impl AdjRibIn {
         if self.routes.remove(&key).is_some() {
             self.uncount(&key);
             changed.push(key);
+            shrink_if_sparse(&mut self.routes);
         }
     }
 
@@ -204,7 +205,9 @@ impl AdjRibIn {
     pub fn clear(&mut self) -> Vec<RouteKey> {
         self.stale_deadline = None;
         self.counts = [0; 2];
-        self.routes.drain().map(|(k, _)| k).collect()
+        let keys = self.routes.drain().map(|(k, _)| k).collect();
+        shrink_if_sparse(&mut self.routes);
+        keys
     }
 
     /// The peer is restarting (RFC 4724 §4.2): routes of the families in
@@ -224,6 +227,7 @@ impl AdjRibIn {
         for k in &removed {
             self.uncount(k);
         }
+        shrink_if_sparse(&mut self.routes);
         self.stale_deadline = Some(deadline);
         removed
     }
@@ -280,6 +284,7 @@ impl AdjRibIn {
         for k in &removed {
             self.uncount(k);
         }
+        shrink_if_sparse(&mut self.routes);
         removed
     }
 }

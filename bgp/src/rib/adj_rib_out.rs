@@ -7,10 +7,9 @@
 //! has cancels the pending change, so a flap that ends where it started
 //! produces no UPDATE. It does not encode; [`super::generate`] does.
 
-use std::collections::{HashMap, HashSet};
-
 use crate::wire::{Family, NextHop};
 
+use super::hash::{Map, Set, shrink_if_sparse};
 use super::intern::AttrSet;
 use super::prefix::IpPrefix;
 
@@ -35,10 +34,12 @@ impl Eq for Advert {}
 /// One peer's Adj-RIB-Out.
 #[derive(Debug, Default)]
 pub struct AdjRibOut {
-    sent: HashMap<IpPrefix, Advert>,
-    pending: HashMap<IpPrefix, Option<Advert>>,
+    sent: Map<IpPrefix, Advert>,
+    pending: Map<IpPrefix, Option<Advert>>,
     /// Pending because the peer asked for them again ([`AdjRibOut::resend`]).
-    resending: HashSet<IpPrefix>,
+    resending: Set<IpPrefix>,
+    /// How many changes the current burst may queue ([`AdjRibOut::expect`]).
+    burst: usize,
 }
 
 impl AdjRibOut {
@@ -49,11 +50,33 @@ impl AdjRibOut {
 
     /// The peer should now have `want` for `prefix` (`None`: nothing).
     pub fn offer(&mut self, prefix: IpPrefix, want: Option<Advert>) {
-        if self.sent.get(&prefix) == want.as_ref() && !self.resending.contains(&prefix) {
-            self.pending.remove(&prefix);
+        // The empty checks spare a hash and a probe for each route a peer
+        // is not sent (split horizon, iBGP to iBGP), the common case.
+        let sent = if self.sent.is_empty() {
+            None
         } else {
+            self.sent.get(&prefix)
+        };
+        let resending = !self.resending.is_empty() && self.resending.contains(&prefix);
+        if sent == want.as_ref() && !resending {
+            if !self.pending.is_empty() {
+                self.pending.remove(&prefix);
+            }
+        } else {
+            if self.burst > 0 {
+                self.pending.reserve(self.burst);
+                self.burst = 0;
+            }
             self.pending.insert(prefix, want);
         }
+    }
+
+    /// Up to `changes` offers follow (0: the burst is over): the first one
+    /// that queues anything makes room for all of them at once, so a
+    /// whole table is not queued through a dozen rehashes; a peer that is
+    /// sent none of it allocates nothing.
+    pub fn expect(&mut self, changes: usize) {
+        self.burst = changes;
     }
 
     /// Number of prefixes with a change not yet sent.
@@ -70,6 +93,9 @@ impl AdjRibOut {
     /// Records the pending changes as sent.
     pub fn commit(&mut self) {
         self.resending.clear();
+        // Room for what is new (withdrawals need none).
+        self.sent
+            .reserve(self.pending.len().saturating_sub(self.sent.len()));
         for (prefix, advert) in self.pending.drain() {
             match advert {
                 Some(a) => {
@@ -79,6 +105,17 @@ impl AdjRibOut {
                     self.sent.remove(&prefix);
                 }
             }
+        }
+        shrink_if_sparse(&mut self.sent);
+        self.release_pending();
+    }
+
+    /// A burst (a whole table at session start) leaves the pending map
+    /// with room for all of it; give that back once it is sent.
+    fn release_pending(&mut self) {
+        if self.pending.capacity() > 64 {
+            self.pending.shrink_to_fit();
+            self.resending.shrink_to_fit();
         }
     }
 
@@ -97,6 +134,8 @@ impl AdjRibOut {
                 }
             }
         }
+        shrink_if_sparse(&mut self.sent);
+        self.release_pending();
         changes
     }
 
@@ -137,8 +176,7 @@ impl AdjRibOut {
 
     /// Forgets everything (the session went down: the peer dropped it).
     pub fn clear(&mut self) {
-        self.sent.clear();
-        self.pending.clear();
-        self.resending.clear();
+        // A new value, not `clear()`: the tables' memory goes too.
+        *self = Self::default();
     }
 }

@@ -349,22 +349,35 @@ impl Rib {
         attrs: PathAttributes,
         next_hop: NextHop,
     ) -> Vec<BestPathChange> {
+        self.originate_many(&[prefix], attrs, next_hop)
+    }
+
+    /// Originates every prefix of `prefixes` with the one attribute set
+    /// `attrs` (interned once) and `next_hop`; returns the best-path
+    /// changes.
+    pub fn originate_many(
+        &mut self,
+        prefixes: &[IpPrefix],
+        attrs: PathAttributes,
+        next_hop: NextHop,
+    ) -> Vec<BestPathChange> {
         let attrs = self.interner.intern(PathAttributes {
             next_hop: None,
             mp_reach: None,
             mp_unreach: None,
             ..attrs
         });
-        let path = Path {
-            source: Arc::clone(&self.local_source),
-            path_id: 0,
-            next_hop,
-            attrs,
-        };
-        let changes: Vec<_> = self
-            .loc_rib
-            .upsert(prefix, path, &*self.igp)
-            .into_iter()
+        let changes: Vec<_> = prefixes
+            .iter()
+            .filter_map(|prefix| {
+                let path = Path {
+                    source: Arc::clone(&self.local_source),
+                    path_id: 0,
+                    next_hop,
+                    attrs: Arc::clone(&attrs),
+                };
+                self.loc_rib.upsert(*prefix, path, &*self.igp)
+            })
             .collect();
         self.propagate(&changes);
         changes
@@ -372,10 +385,14 @@ impl Rib {
 
     /// Withdraws our route for `prefix`.
     pub fn withdraw(&mut self, prefix: IpPrefix) -> Vec<BestPathChange> {
-        let changes: Vec<_> = self
-            .loc_rib
-            .remove(prefix, &self.local_source, 0, &*self.igp)
-            .into_iter()
+        self.withdraw_many(&[prefix])
+    }
+
+    /// Withdraws our routes for all of `prefixes`.
+    pub fn withdraw_many(&mut self, prefixes: &[IpPrefix]) -> Vec<BestPathChange> {
+        let changes: Vec<_> = prefixes
+            .iter()
+            .filter_map(|p| self.loc_rib.remove(*p, &self.local_source, 0, &*self.igp))
             .collect();
         self.propagate(&changes);
         changes
@@ -482,11 +499,13 @@ impl Rib {
             return;
         }
         for peer in self.peers.values_mut().filter(|p| p.up) {
+            peer.adj_out.expect(changes.len());
             for c in changes {
                 let advert =
                     Self::advert_for(&self.local, &mut self.interner, peer, &c.prefix, &c.best);
                 peer.adj_out.offer(c.prefix, advert);
             }
+            peer.adj_out.expect(0);
         }
     }
 

@@ -8,7 +8,6 @@
 //! on the wire is withdrawals, then announcements, then End-of-RIB, each
 //! sorted by prefix so that the output does not depend on hash order.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::wire::pack::{announce_ipv4, announce_ipv6, withdraw_ipv4, withdraw_ipv6};
@@ -19,6 +18,7 @@ use crate::wire::{
 
 use super::RibError;
 use super::adj_rib_out::Advert;
+use super::hash::Map;
 use super::intern::AttrSet;
 use super::prefix::IpPrefix;
 
@@ -72,16 +72,19 @@ struct Group {
 
 /// Packs `changes` (`None`: withdraw) and then an End-of-RIB for each of
 /// `end_of_rib` into UPDATEs for a session with `ctx`.
+///
+/// The changes are grouped first and each group sorted by prefix, which
+/// gives the same messages as sorting the whole input but sorts 4- or
+/// 17-octet prefixes rather than whole adverts.
 pub fn build(
-    mut changes: Vec<(IpPrefix, Option<Advert>)>,
+    changes: Vec<(IpPrefix, Option<Advert>)>,
     end_of_rib: &[Family],
     ctx: &Context,
 ) -> Result<Outbound, RibError> {
-    changes.sort_unstable_by_key(|(p, _)| *p);
     let mut out = Outbound::default();
     let (mut w4, mut w6) = (Vec::new(), Vec::new());
     let mut order: Vec<(AttrSet, NextHop)> = Vec::new();
-    let mut groups: HashMap<(*const PathAttributes, NextHop), Group> = HashMap::new();
+    let mut groups: Map<(*const PathAttributes, NextHop), Group> = Map::default();
     for (prefix, advert) in changes {
         match advert {
             None => match prefix {
@@ -102,6 +105,22 @@ pub fn build(
             }
         }
     }
+    w4.sort_unstable_by_key(|n| n.prefix);
+    w6.sort_unstable_by_key(|n| n.prefix);
+    for g in groups.values_mut() {
+        g.v4.sort_unstable_by_key(|n| n.prefix);
+        g.v6.sort_unstable_by_key(|n| n.prefix);
+    }
+    // Groups in the order of their lowest prefix (IPv4 before IPv6), as
+    // a sorted walk over all the changes would meet them.
+    let lowest = |key: &(AttrSet, NextHop)| {
+        groups.get(&(Arc::as_ptr(&key.0), key.1)).and_then(|g| {
+            g.v4.first()
+                .map(|n| IpPrefix::V4(n.prefix))
+                .or_else(|| g.v6.first().map(|n| IpPrefix::V6(n.prefix)))
+        })
+    };
+    order.sort_by_cached_key(lowest);
     out.withdrawn = w4.len() + w6.len();
     if !w4.is_empty() {
         out.messages += withdraw_ipv4(&w4, ctx, &mut out.bytes)?;

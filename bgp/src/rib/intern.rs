@@ -9,10 +9,11 @@
 //! those travel per route. The interner is owned by the RIB; it is not a
 //! global and needs no lock.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::wire::PathAttributes;
+
+use super::hash::Map;
 
 /// A shared, immutable attribute set.
 pub type AttrSet = Arc<PathAttributes>;
@@ -20,7 +21,7 @@ pub type AttrSet = Arc<PathAttributes>;
 /// The attribute-set interner.
 #[derive(Debug, Default)]
 pub struct Interner {
-    sets: HashMap<AttrSet, ()>,
+    sets: Map<AttrSet, ()>,
 }
 
 impl Interner {

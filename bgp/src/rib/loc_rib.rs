@@ -7,9 +7,10 @@
 //! follows and the input of every peer's Adj-RIB-Out. It does not apply
 //! policy and does not know peers beyond a path's [`Source`].
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use super::decision::{Candidates, DecisionConfig, IgpCost};
+use super::hash::{Map, shrink_if_sparse};
 use super::path::{Path, Source};
 use super::prefix::IpPrefix;
 
@@ -47,7 +48,7 @@ struct Destination {
 /// The Loc-RIB.
 #[derive(Debug, Default)]
 pub struct LocRib {
-    dests: HashMap<IpPrefix, Destination>,
+    dests: Map<IpPrefix, Destination>,
     cfg: DecisionConfig,
 }
 
@@ -61,7 +62,7 @@ impl LocRib {
     /// An empty Loc-RIB selecting with `cfg`.
     pub fn new(cfg: DecisionConfig) -> Self {
         Self {
-            dests: HashMap::new(),
+            dests: Map::default(),
             cfg,
         }
     }
@@ -87,7 +88,12 @@ impl LocRib {
             .find(|p| same(p, &path.source, path.path_id))
         {
             Some(slot) => *slot = path,
-            None => dest.paths.push(path),
+            None => {
+                // Room for exactly one more: most destinations keep one
+                // path, and a first push would reserve room for four.
+                dest.paths.reserve_exact(1);
+                dest.paths.push(path);
+            }
         }
         Self::reselect(prefix, dest, old, &self.cfg, igp)
     }
@@ -101,14 +107,18 @@ impl LocRib {
         path_id: u32,
         igp: &dyn IgpCost,
     ) -> Option<BestPathChange> {
-        let dest = self.dests.get_mut(&prefix)?;
+        let Entry::Occupied(mut slot) = self.dests.entry(prefix) else {
+            return None;
+        };
+        let dest = slot.get_mut();
         let at = dest.paths.iter().position(|p| same(p, source, path_id))?;
         let old = dest.paths.get(..dest.selected).unwrap_or(&[]).to_vec();
         dest.paths.remove(at);
         dest.selected = dest.selected.min(dest.paths.len());
         let change = Self::reselect(prefix, dest, old, &self.cfg, igp);
         if dest.paths.is_empty() {
-            self.dests.remove(&prefix);
+            slot.remove();
+            shrink_if_sparse(&mut self.dests);
         }
         change
     }
@@ -133,19 +143,13 @@ impl LocRib {
         cfg: &DecisionConfig,
         igp: &dyn IgpCost,
     ) -> Option<BestPathChange> {
-        let selection = Candidates::new(&dest.paths, cfg, igp).select(cfg);
-        let mut rest: Vec<Option<Path>> = std::mem::take(&mut dest.paths)
-            .into_iter()
-            .map(Some)
-            .collect();
-        let mut paths: Vec<Path> = selection
-            .multipath
-            .iter()
-            .filter_map(|i| rest.get_mut(*i).and_then(Option::take))
-            .collect();
-        dest.selected = paths.len();
-        paths.extend(rest.into_iter().flatten());
-        dest.paths = paths;
+        match dest.paths.as_slice() {
+            // Most destinations have one path: it is the selection when
+            // its next hop resolves (§9.1.2.1), and nothing moves.
+            [] => dest.selected = 0,
+            [only] => dest.selected = usize::from(igp.cost(&only.next_hop).is_some()),
+            _ => Self::order(dest, cfg, igp),
+        }
         let new = dest.paths.get(..dest.selected).unwrap_or(&[]);
         let kind = match (old.is_empty(), new.is_empty()) {
             _ if old.as_slice() == new => return None,
@@ -158,6 +162,28 @@ impl LocRib {
             kind,
             best: new.to_vec(),
         })
+    }
+
+    /// Runs the decision process over several paths and puts the
+    /// selection first, best first.
+    fn order(dest: &mut Destination, cfg: &DecisionConfig, igp: &dyn IgpCost) {
+        let selection = Candidates::new(&dest.paths, cfg, igp).select(cfg);
+        let mut rest: Vec<Option<Path>> = std::mem::take(&mut dest.paths)
+            .into_iter()
+            .map(Some)
+            .collect();
+        // Exactly as many as there are (a collected Vec would reserve
+        // room for four).
+        let mut paths: Vec<Path> = Vec::with_capacity(rest.len());
+        paths.extend(
+            selection
+                .multipath
+                .iter()
+                .filter_map(|i| rest.get_mut(*i).and_then(Option::take)),
+        );
+        dest.selected = paths.len();
+        paths.extend(rest.into_iter().flatten());
+        dest.paths = paths;
     }
 
     /// The selected paths for `prefix`, best first; empty if none.

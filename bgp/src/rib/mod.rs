@@ -17,6 +17,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`intern`] | the attribute-set interner |
+//! | `hash` | the fast seeded hash of the per-prefix tables |
 //! | [`prefix`] | [`IpPrefix`], a prefix of either family |
 //! | [`path`] | [`Path`] and its [`Source`] |
 //! | [`adj_rib_in`] | routes as received, per peer; graceful-restart staleness (RFC 4724 §4.2) |
@@ -35,6 +36,7 @@ pub mod base;
 pub mod decision;
 pub mod export;
 pub mod generate;
+mod hash;
 pub mod intern;
 pub mod loc_rib;
 pub mod max_prefix;

@@ -66,6 +66,23 @@ impl Frr {
         vtysh(self.dir.path(), command)
     }
 
+    /// Run one vtysh command ending in `json` and parse its output.
+    pub fn json(&self, command: &str) -> Result<serde_json::Value> {
+        let out = self.vtysh(command)?;
+        serde_json::from_str(&out).with_context(|| format!("`{command}` output: {out}"))
+    }
+
+    /// Apply configuration `lines` in one vtysh session (after
+    /// `configure terminal`), e.g. `router bgp 64512`, `no network ...`.
+    pub fn configure(&self, lines: &[&str]) -> Result<String> {
+        let dir = self.dir.path().to_string_lossy().into_owned();
+        let mut args = vec!["--vty_socket", dir.as_str(), "-c", "configure terminal"];
+        for l in lines {
+            args.extend(["-c", l]);
+        }
+        crate::run("vtysh", &args)
+    }
+
     /// How many BGP neighbors are in state Established.
     pub fn established(&self) -> Result<usize> {
         let out = self.vtysh("show bgp summary json")?;

@@ -143,6 +143,8 @@ enum RouterCommand {
     RemovePeer(IpAddr, Reply<Result<(), RouterError>>),
     Originate(IpPrefix, Box<PathAttributes>, NextHop, Reply<()>),
     Withdraw(IpPrefix, Reply<()>),
+    OriginateMany(Vec<IpPrefix>, Box<PathAttributes>, NextHop, Reply<()>),
+    WithdrawMany(Vec<IpPrefix>, Reply<()>),
     LocRib(Reply<Vec<(IpPrefix, Vec<Path>)>>),
     Best(IpPrefix, Reply<Vec<Path>>),
     PeerRoutes(IpAddr, Reply<Option<PeerRoutes>>),
@@ -227,6 +229,26 @@ impl RouterHandle {
     /// Withdraw our route for `prefix`.
     pub async fn withdraw(&self, prefix: IpPrefix) -> Result<(), RouterError> {
         self.ask(|tx| RouterCommand::Withdraw(prefix, tx)).await
+    }
+
+    /// Originate every prefix of `prefixes` with the same `attrs` and
+    /// `next_hop`, as one change: one best-path event, and the UPDATEs
+    /// packed together at the next flush (an agent announcing its blocks
+    /// at start-up).
+    pub async fn originate_many(
+        &self,
+        prefixes: Vec<IpPrefix>,
+        attrs: PathAttributes,
+        next_hop: NextHop,
+    ) -> Result<(), RouterError> {
+        self.ask(|tx| RouterCommand::OriginateMany(prefixes, Box::new(attrs), next_hop, tx))
+            .await
+    }
+
+    /// Withdraw our routes for all of `prefixes`, as one change.
+    pub async fn withdraw_many(&self, prefixes: Vec<IpPrefix>) -> Result<(), RouterError> {
+        self.ask(|tx| RouterCommand::WithdrawMany(prefixes, tx))
+            .await
     }
 
     /// A snapshot of the Loc-RIB: every destination with its selected

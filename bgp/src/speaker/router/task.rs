@@ -185,6 +185,16 @@ impl RouterTask {
                 self.publish(changes);
                 let _ = reply.send(());
             }
+            RouterCommand::OriginateMany(prefixes, attrs, next_hop, reply) => {
+                let changes = self.rib.originate_many(&prefixes, *attrs, next_hop);
+                self.publish(changes);
+                let _ = reply.send(());
+            }
+            RouterCommand::WithdrawMany(prefixes, reply) => {
+                let changes = self.rib.withdraw_many(&prefixes);
+                self.publish(changes);
+                let _ = reply.send(());
+            }
             RouterCommand::LocRib(reply) => {
                 let all: BTreeMap<_, _> = self
                     .rib

@@ -1,0 +1,786 @@
+//! Benchmark: BGP convergence of tabby's router against BIRD 2 and FRR.
+//!
+//! One switch, four nodes, all iBGP in AS 64512:
+//!
+//! ```text
+//!  10.200.0.1 origin  BIRD: N /26 blackhole routes in four disabled static
+//!                     protocols (one per case), each exported to one
+//!                     receiver set and enabled at t0 (`birdc enable`)
+//!  10.200.0.2 rx-bird BIRD receiver   ◀── origin, tabby
+//!  10.200.0.3 rx-frr  FRR bgpd -Z     ◀── origin, tabby
+//!  10.200.0.4 tabby   this program re-executed in the node (`__tabby`):
+//!                     speaker + router, its own process, so its peak RSS
+//!                     and heap are its own
+//! ```
+//!
+//! RECEIVE: the origin sends N prefixes to one receiver at a time; the
+//! clock runs from `birdc enable` to the receiver holding all N (tabby:
+//! the router's Loc-RIB, counted from its best-path changes; BIRD: the
+//! `imported` counter of `show protocols all`; FRR: `pfxRcd` of `show bgp
+//! ipv4 unicast summary json`), then from `birdc disable` to none.
+//! SEND: the origin sends N to both receivers at once, and then tabby
+//! originates the same N (one `originate_many`) to both; the clock runs
+//! until each receiver holds all N. Daemons are polled back to back; a
+//! daemon's time is the middle of the interval between its last probe
+//! that was short and its first that saw all N.
+//!
+//! Printed: median times per case, ratios tabby/BIRD and tabby/FRR
+//! (≤ 1.0: tabby at least as fast), peak RSS (VmHWM) of every process,
+//! and tabby's heap per route (a counting global allocator: live bytes
+//! with the table full minus before, divided by N).
+//!
+//! Usage: `bench-convergence [--short] [--n N] [--rounds R]`
+//! (`--short`: N = 10k, one round; default N = 100k, median of 3).
+//! Everything is removed at the end, on error, and on Ctrl-C.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail, ensure};
+use bgp::rib::{ChangeKind, IpPrefix, Policy, Rib};
+use bgp::speaker::SpeakerConfig;
+use bgp::speaker::router::RouterEvent;
+use bgp::wire::{AsPath, NextHop, Origin, PathAttributes};
+use harness::bgp_lab::{self, Nodes, TABBY, bird_imported, frr_received};
+use harness::speaker::SpeakerInNs;
+use harness::{Bird, Frr};
+
+const AS: u32 = 64512;
+const ORIGIN: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+const RX_BIRD: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
+const RX_FRR: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 3);
+const WAIT: Duration = Duration::from_secs(180);
+
+// --- heap accounting ----------------------------------------------------
+
+/// Bytes currently allocated through the global allocator (requested
+/// sizes; malloc's own overhead is not included).
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+/// The system allocator, counting.
+struct Counting;
+
+// SAFETY: every call is forwarded unchanged to `System`, which upholds
+// the `GlobalAlloc` contract; the only addition is an atomic counter.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The N prefixes: /26 steps from 10.0.0.0 (100k end at 10.97.166.0/26,
+/// clear of the lab's 10.200/16).
+fn prefixes(n: usize) -> Vec<Ipv4Addr> {
+    (0..n as u32)
+        .map(|i| Ipv4Addr::from(0x0a00_0000 + (i << 6)))
+        .collect()
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__tabby") {
+        return tabby_process();
+    }
+    bench(&args)
+}
+
+// --- the tabby process --------------------------------------------------
+
+/// The Loc-RIB's size as the router's best-path changes tell it, and when
+/// it last changed (ns since the epoch: comparable across processes).
+#[derive(Default)]
+struct Table {
+    count: usize,
+    changed_at: u128,
+    lagged: bool,
+}
+
+/// `__tabby`: tabby's speaker and router in this node (the parent started
+/// us with `ip netns exec`), peering with the three daemons, driven by
+/// line commands on stdin, answering on stdout:
+///
+/// * `established K` → `ok` once K peers are Established;
+/// * `wait N` → `at <ns>` once the Loc-RIB holds N prefixes;
+/// * `originate N` / `withdraw N` → `t0 <ns>` (the time just before the
+///   router was asked);
+/// * `mem` → `mem <live heap bytes>`; `locrib N` → `bytes <B>`, what a
+///   Loc-RIB of N routes alone takes; `quit` → exit.
+fn tabby_process() -> Result<()> {
+    let cfg = SpeakerConfig {
+        listen: vec![SocketAddr::new(IpAddr::V4(TABBY), 179)],
+        event_buffer: 1 << 16,
+    };
+    let mut routing = bgp_lab::router_config(AS, TABBY, None);
+    routing.event_buffer = 1 << 16;
+    let t = SpeakerInNs::start_routing_here(cfg, routing)?;
+    let table = Arc::new((Mutex::new(Table::default()), Condvar::new()));
+    let mut events = t.router().subscribe();
+    let counter = Arc::clone(&table);
+    std::thread::spawn(move || {
+        let (lock, cvar) = &*counter;
+        loop {
+            let ev = events.blocking_recv();
+            let now = unix_ns();
+            let Ok(mut tab) = lock.lock() else { return };
+            match ev {
+                Ok(RouterEvent::BestPaths(changes)) => {
+                    for c in changes.iter() {
+                        match c.kind {
+                            ChangeKind::Added => tab.count += 1,
+                            ChangeKind::Removed => tab.count = tab.count.saturating_sub(1),
+                            ChangeKind::Changed => {}
+                        }
+                    }
+                    tab.changed_at = now;
+                }
+                Ok(RouterEvent::Resynchronising(n)) => {
+                    eprintln!("tabby: router resynchronising after {n} lost session events");
+                }
+                Ok(RouterEvent::MaxPrefix { .. }) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => tab.lagged = true,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            cvar.notify_all();
+        }
+    });
+    for (peer, export) in [(ORIGIN, false), (RX_BIRD, true), (RX_FRR, true)] {
+        let mut p = bgp_lab::routed_peer(peer, TABBY, bgp_lab::session_config(AS, AS, TABBY));
+        if !export {
+            p.rib.export = Some(Policy::reject_all());
+        }
+        t.block_on(t.router().add_peer(p))?;
+    }
+    let attrs = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::default()),
+        local_pref: Some(100),
+        ..PathAttributes::default()
+    };
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let (cmd, arg) = line.split_once(' ').unwrap_or((line.as_str(), "0"));
+        let arg: usize = arg.trim().parse().context("numeric argument")?;
+        let reply = match cmd {
+            "established" => {
+                let peers: Vec<IpAddr> = [ORIGIN, RX_BIRD, RX_FRR]
+                    .into_iter()
+                    .take(arg)
+                    .map(IpAddr::V4)
+                    .collect();
+                t.wait_established(&peers, WAIT)?;
+                "ok".to_string()
+            }
+            "wait" => {
+                let (lock, cvar) = &*table;
+                let deadline = Instant::now() + WAIT;
+                let mut tab = lock.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                while tab.count != arg && !tab.lagged {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    ensure!(!left.is_zero(), "Loc-RIB holds {} of {arg}", tab.count);
+                    tab = cvar
+                        .wait_timeout(tab, left)
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .0;
+                }
+                ensure!(!tab.lagged, "fell behind the router's events");
+                format!("at {}", tab.changed_at)
+            }
+            "originate" | "withdraw" => {
+                let all: Vec<IpPrefix> = prefixes(arg)
+                    .into_iter()
+                    .filter_map(|a| IpPrefix::new(IpAddr::V4(a), 26))
+                    .collect();
+                let t0 = unix_ns();
+                if cmd == "originate" {
+                    let hop = NextHop::V4(TABBY);
+                    t.block_on(t.router().originate_many(all, attrs.clone(), hop))?;
+                } else {
+                    t.block_on(t.router().withdraw_many(all))?;
+                }
+                format!("t0 {t0}")
+            }
+            "mem" => format!("mem {}", LIVE.load(Ordering::Relaxed)),
+            "locrib" => format!("bytes {}", loc_rib_bytes(arg)),
+            "quit" => break,
+            other => bail!("unknown command {other:?}"),
+        };
+        writeln!(out, "{reply}")?;
+        out.flush()?;
+    }
+    drop(t);
+    Ok(())
+}
+
+/// Heap bytes a Loc-RIB of `n` originated routes takes on its own (a
+/// sans-IO [`Rib`] without peers, so no Adj-RIB holds anything).
+fn loc_rib_bytes(n: usize) -> isize {
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut rib = Rib::new(bgp_lab::router_config(AS, TABBY, None).local);
+    let all: Vec<IpPrefix> = prefixes(n)
+        .into_iter()
+        .filter_map(|a| IpPrefix::new(IpAddr::V4(a), 26))
+        .collect();
+    drop(rib.originate_many(&all, PathAttributes::default(), NextHop::V4(TABBY)));
+    drop(all);
+    let bytes = LIVE.load(Ordering::Relaxed) - before;
+    drop(rib);
+    bytes
+}
+
+/// The parent's end of the tabby process; stopped by PID on drop.
+struct TabbyProcess {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl TabbyProcess {
+    fn start(ns: &harness::Netns) -> Result<TabbyProcess> {
+        let exe = std::env::current_exe()?;
+        let mut child = ns
+            .command(&exe.to_string_lossy())
+            .arg("__tabby")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start the tabby process")?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("stdout")?);
+        Ok(TabbyProcess {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn ask(&mut self, command: &str) -> Result<String> {
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        ensure!(
+            !line.is_empty(),
+            "the tabby process ended (see its stderr above)"
+        );
+        Ok(line.trim().to_string())
+    }
+
+    /// The number after the reply's first word.
+    fn ask_number(&mut self, command: &str) -> Result<i128> {
+        let reply = self.ask(command)?;
+        let n = reply
+            .split_whitespace()
+            .nth(1)
+            .with_context(|| format!("reply to {command}: {reply:?}"))?;
+        Ok(n.parse()?)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for TabbyProcess {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// --- the daemons --------------------------------------------------------
+
+/// The receive cases of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rx {
+    Tabby,
+    Bird,
+    Frr,
+}
+
+/// The send cases of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tx {
+    Bird,
+    Tabby,
+}
+
+/// The four static protocols of the origin, and whom each is exported to.
+const BULK: [&str; 4] = ["bulk_tabby", "bulk_bird", "bulk_frr", "bulk_send"];
+
+fn origin_config(routes_file: &str) -> String {
+    let mut c = format!("router id {ORIGIN};\nprotocol device {{ scan time 10; }}\n");
+    for name in BULK {
+        c.push_str(&format!(
+            "protocol static {name} {{\n  disabled;\n  ipv4;\ninclude \"{routes_file}\";\n}}\n"
+        ));
+    }
+    c.push_str(&format!(
+        "template bgp peer {{\n  local {ORIGIN} as {AS};\n  direct;\n  \
+         connect delay time 1; connect retry time 5; error wait time 1, 10;\n}}\n\
+         protocol bgp tabby from peer {{ neighbor {TABBY} as {AS}; passive on;\n  \
+         ipv4 {{ import none; export where proto = \"bulk_tabby\"; }}; }}\n\
+         protocol bgp rxbird from peer {{ neighbor {RX_BIRD} as {AS};\n  \
+         ipv4 {{ import none; export where proto = \"bulk_bird\" || proto = \"bulk_send\"; }}; }}\n\
+         protocol bgp rxfrr from peer {{ neighbor {RX_FRR} as {AS};\n  \
+         ipv4 {{ import none; export where proto = \"bulk_frr\" || proto = \"bulk_send\"; }}; }}\n"
+    ));
+    c
+}
+
+fn rx_bird_config() -> String {
+    format!(
+        "router id {RX_BIRD};\nprotocol device {{ scan time 10; }}\n\
+         template bgp peer {{\n  local {RX_BIRD} as {AS};\n  direct;\n  \
+         connect delay time 1; connect retry time 5; error wait time 1, 10;\n  \
+         ipv4 {{ import all; export none; gateway direct; }};\n}}\n\
+         protocol bgp origin from peer {{ neighbor {ORIGIN} as {AS}; }}\n\
+         protocol bgp tabby from peer {{ neighbor {TABBY} as {AS}; passive on; }}\n"
+    )
+}
+
+fn rx_frr_config() -> String {
+    format!(
+        "frr defaults traditional\nhostname rxfrr\nrouter bgp {AS}\n bgp router-id {RX_FRR}\n \
+         no bgp ebgp-requires-policy\n no bgp network import-check\n \
+         neighbor {ORIGIN} remote-as {AS}\n neighbor {ORIGIN} timers connect 5\n \
+         neighbor {TABBY} remote-as {AS}\n neighbor {TABBY} passive\n"
+    )
+}
+
+/// A receiver's route count from one sender, read through its CLI.
+#[derive(Clone, Copy)]
+enum Probe<'a> {
+    /// BIRD's protocol of that name.
+    Bird(&'a Bird, &'a str),
+    /// FRR's neighbor at that address.
+    Frr(&'a Frr, Ipv4Addr),
+}
+
+impl Probe<'_> {
+    fn count(self) -> Result<usize> {
+        match self {
+            Probe::Bird(b, proto) => {
+                bird_imported(&b.birdc(&format!("show protocols all {proto}"))?)
+            }
+            Probe::Frr(f, from) => Ok(frr_received(
+                &f.json("show bgp ipv4 unicast summary json")?,
+                from,
+            )),
+        }
+    }
+}
+
+/// A time and its uncertainty (half the interval it lies in).
+#[derive(Debug, Clone, Copy, Default)]
+struct Timed {
+    at: Duration,
+    half: Duration,
+}
+
+impl From<Duration> for Timed {
+    /// A time read from the process itself: exact.
+    fn from(at: Duration) -> Timed {
+        Timed {
+            at,
+            half: Duration::ZERO,
+        }
+    }
+}
+
+/// Polls each of `probes` back to back (each on its own thread, so a
+/// slow daemon does not slow the others' probes) until it sees `target`;
+/// for each, the time since `t0` at the middle of the interval between
+/// the end of its last short probe and the end of its first full one, ±
+/// half that interval (a busy daemon answers late, so intervals vary).
+fn poll(probes: &[Probe<'_>], target: usize, t0: Instant) -> Result<Vec<Timed>> {
+    let one = |probe: Probe<'_>| -> Result<Timed> {
+        let mut last_short = t0;
+        loop {
+            ensure!(
+                t0.elapsed() < WAIT,
+                "a receiver did not reach {target} in {WAIT:?}"
+            );
+            let n = probe.count().unwrap_or(usize::MAX);
+            let now = Instant::now();
+            if n == target {
+                let half = (now - last_short) / 2;
+                return Ok(Timed {
+                    at: last_short + half - t0,
+                    half,
+                });
+            }
+            last_short = now;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    std::thread::scope(|scope| {
+        let running: Vec<_> = probes
+            .iter()
+            .map(|p| scope.spawn(move || one(*p)))
+            .collect();
+        running
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a probe thread panicked"))?
+            })
+            .collect()
+    })
+}
+
+fn vm_hwm(pid: Option<u32>) -> String {
+    let Some(pid) = pid else {
+        return "?".into();
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or("?".into(), |kb| format!("{:.1} MB", kb / 1024.0))
+}
+
+/// Samples of each measured quantity, by name.
+#[derive(Default)]
+struct Samples(Vec<(String, Vec<Timed>)>);
+
+impl Samples {
+    fn push(&mut self, name: &str, t: impl Into<Timed>) {
+        let t = t.into();
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => v.push(t),
+            None => self.0.push((name.to_string(), vec![t])),
+        }
+    }
+
+    /// The median sample (by time).
+    fn median(&self, name: &str) -> Timed {
+        let mut v = self
+            .0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        v.sort_by_key(|t| t.at);
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    }
+
+    /// The median as `0.123 s` or `0.123 s ±0.012`.
+    fn show(&self, name: &str) -> String {
+        let t = self.median(name);
+        if t.half.is_zero() {
+            format!("{:.3} s", t.at.as_secs_f64())
+        } else {
+            format!("{:.3} s ±{:.3}", t.at.as_secs_f64(), t.half.as_secs_f64())
+        }
+    }
+
+    /// Median of `a` over median of `b`.
+    fn ratio(&self, a: &str, b: &str) -> f64 {
+        self.median(a).at.as_secs_f64() / self.median(b).at.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Ctrl-C or SIGTERM: the guards cannot drop when a signal ends the
+/// process, so a watcher removes this process's namespaces (killing what
+/// runs in them) and `dir`, where every state dir of this run is.
+fn clean_up_on_signal(dir: std::path::PathBuf) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("\ninterrupted: removing the lab");
+            harness::netns::remove_everything_of(std::process::id());
+            // TMPDIR points into it, so the sweep above does not see it.
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(130);
+        });
+    });
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    ensure!(
+        harness::require_live(
+            "bench-convergence",
+            &["ip", "bird", "birdc", "/usr/lib/frr/bgpd", "vtysh"]
+        ),
+        "needs root, iproute2, BIRD 2 and FRR"
+    );
+    let short = args.iter().any(|a| a == "--short");
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let n = flag("--n").unwrap_or(if short { 10_000 } else { 100_000 });
+    let rounds = flag("--rounds").unwrap_or(if short { 1 } else { 3 }).max(1);
+    // Every daemon state dir goes under one dir that the signal watcher
+    // (remove_everything_of) knows by this process's PID.
+    let dir = std::env::temp_dir().join(format!("tabby-lab-{}-conv", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    // SAFETY: no other thread exists yet (the signal watcher starts
+    // below), so nothing reads the environment concurrently.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("TMPDIR", &dir);
+    }
+    clean_up_on_signal(dir.clone());
+    let result = run(n, rounds, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?").to_string();
+    println!(
+        "bench-convergence: N = {n} /26 prefixes, median of {rounds} round(s), load {load} at start"
+    );
+    let routes = dir.join("routes.conf");
+    let mut text = String::with_capacity(n * 32);
+    for a in prefixes(n) {
+        text.push_str(&format!("route {a}/26 blackhole;\n"));
+    }
+    std::fs::write(&routes, text)?;
+
+    let lab = Nodes::new(
+        "conv",
+        &[
+            ("origin", ORIGIN),
+            ("rxb", RX_BIRD),
+            ("rxf", RX_FRR),
+            ("tabby", TABBY),
+        ],
+    )?;
+    let origin = Bird::start(&lab.nodes[0], &origin_config(&routes.to_string_lossy()))?;
+    let rx_bird = Bird::start(&lab.nodes[1], &rx_bird_config())?;
+    let rx_frr = Frr::start(&lab.nodes[2], &rx_frr_config(), false)?;
+    let mut tabby = TabbyProcess::start(&lab.nodes[3])?;
+    tabby.ask("established 3")?;
+    harness::wait_until("the daemons' sessions", WAIT, || {
+        Ok(origin.established()? == 3 && rx_bird.established()? == 2 && rx_frr.established()? == 2)
+    })?;
+
+    let birdc = |cmd: &str| origin.birdc(cmd).map(drop);
+    let tabby_rx = Probe::Bird(&rx_bird, "tabby");
+    let origin_rx_bird = Probe::Bird(&rx_bird, "origin");
+    let tabby_rx_frr = Probe::Frr(&rx_frr, TABBY);
+    let origin_rx_frr = Probe::Frr(&rx_frr, ORIGIN);
+    let mut s = Samples::default();
+    let (mut heap_rx, mut heap_tx) = (0.0, 0.0);
+    let epoch_of = |t0: SystemTime| t0.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    // The parent's monotonic clock at a time the tabby process read from
+    // the system clock.
+    let instant_of = |t0: i128| -> Result<Instant> {
+        let ago = i128::try_from(epoch_of(SystemTime::now()))? - t0;
+        Ok(Instant::now() - Duration::from_nanos(u64::try_from(ago.max(0))?))
+    };
+    let since =
+        |at: i128, t0: u128| Duration::from_nanos(u64::try_from(at - t0 as i128).unwrap_or(0));
+    for round in 1..=rounds {
+        // Who goes first rotates from round to round, so that no receiver
+        // (or sender) always meets the origin BIRD in the same state.
+        let mut receive = [Rx::Tabby, Rx::Bird, Rx::Frr];
+        receive.rotate_left((round - 1) % 3);
+        let mut send = [Tx::Bird, Tx::Tabby];
+        send.rotate_left((round - 1) % 2);
+        for step in receive {
+            match step {
+                Rx::Tabby => {
+                    // t0 just before `birdc enable`; the end is read from
+                    // the tabby process's clock.
+                    let before = tabby.ask_number("mem")?;
+                    let t0 = epoch_of(SystemTime::now());
+                    birdc("enable bulk_tabby")?;
+                    let at = tabby.ask_number(&format!("wait {n}"))?;
+                    s.push("rx tabby", since(at, t0));
+                    std::thread::sleep(Duration::from_millis(300));
+                    if round == 1 {
+                        // Later rounds reuse the tables' grown capacity.
+                        heap_rx = (tabby.ask_number("mem")? - before) as f64 / n as f64;
+                    }
+                    let t0 = epoch_of(SystemTime::now());
+                    birdc("disable bulk_tabby")?;
+                    s.push("rx tabby gone", since(tabby.ask_number("wait 0")?, t0));
+                }
+                Rx::Bird | Rx::Frr => {
+                    let (bulk, probe, name, gone) = if step == Rx::Bird {
+                        ("bulk_bird", origin_rx_bird, "rx bird", "rx bird gone")
+                    } else {
+                        ("bulk_frr", origin_rx_frr, "rx frr", "rx frr gone")
+                    };
+                    let t0 = Instant::now();
+                    birdc(&format!("enable {bulk}"))?;
+                    s.push(name, poll(&[probe], n, t0)?[0]);
+                    let t0 = Instant::now();
+                    birdc(&format!("disable {bulk}"))?;
+                    s.push(gone, poll(&[probe], 0, t0)?[0]);
+                }
+            }
+        }
+        for step in send {
+            match step {
+                Tx::Bird => {
+                    let t0 = Instant::now();
+                    birdc("enable bulk_send")?;
+                    let t = poll(&[origin_rx_bird, origin_rx_frr], n, t0)?;
+                    s.push("tx bird->bird", t[0]);
+                    s.push("tx bird->frr", t[1]);
+                    let t0 = Instant::now();
+                    birdc("disable bulk_send")?;
+                    let t = poll(&[origin_rx_bird, origin_rx_frr], 0, t0)?;
+                    s.push("tx bird gone->bird", t[0]);
+                    s.push("tx bird gone->frr", t[1]);
+                }
+                Tx::Tabby => {
+                    // t0 is taken in the tabby process just before it asks
+                    // its router; the parent's clock is set back to it.
+                    let before = tabby.ask_number("mem")?;
+                    let t0 = tabby.ask_number(&format!("originate {n}"))?;
+                    let start = instant_of(t0)?;
+                    let t = poll(&[tabby_rx, tabby_rx_frr], n, start)?;
+                    s.push("tx tabby->bird", t[0]);
+                    s.push("tx tabby->frr", t[1]);
+                    std::thread::sleep(Duration::from_millis(300));
+                    if round == 1 {
+                        heap_tx = (tabby.ask_number("mem")? - before) as f64 / n as f64;
+                    }
+                    let t0 = tabby.ask_number(&format!("withdraw {n}"))?;
+                    let start = instant_of(t0)?;
+                    let t = poll(&[tabby_rx, tabby_rx_frr], 0, start)?;
+                    s.push("tx tabby gone->bird", t[0]);
+                    s.push("tx tabby gone->frr", t[1]);
+                }
+            }
+        }
+        eprintln!("round {round}/{rounds} done");
+    }
+
+    println!();
+    println!(
+        "RECEIVE: the BIRD origin sends N at once (t0 = `birdc enable`), one receiver at a time"
+    );
+    println!("  receiver   all N in          withdrawn in      tabby/it: all, withdrawn");
+    for (who, name, gone) in [
+        ("tabby", "rx tabby", "rx tabby gone"),
+        ("BIRD", "rx bird", "rx bird gone"),
+        ("FRR", "rx frr", "rx frr gone"),
+    ] {
+        println!(
+            "  {who:<8} {:<17} {:<17} {:.2}, {:.2}",
+            s.show(name),
+            s.show(gone),
+            s.ratio("rx tabby", name),
+            s.ratio("rx tabby gone", gone),
+        );
+    }
+    println!();
+    println!(
+        "SEND: the sender originates N at once (tabby: t0 in its process, before `originate_many`),"
+    );
+    println!("to the BIRD and FRR receivers together; then withdraws them");
+    println!("  sender   BIRD has all      FRR has all       BIRD: none        FRR: none");
+    for (who, k) in [("BIRD", "bird"), ("tabby", "tabby")] {
+        println!(
+            "  {who:<8} {:<17} {:<17} {:<17} {}",
+            s.show(&format!("tx {k}->bird")),
+            s.show(&format!("tx {k}->frr")),
+            s.show(&format!("tx {k} gone->bird")),
+            s.show(&format!("tx {k} gone->frr")),
+        );
+    }
+    println!(
+        "  tabby/BIRD as sender: to BIRD {:.2}, to FRR {:.2}; withdrawing: {:.2}, {:.2}",
+        s.ratio("tx tabby->bird", "tx bird->bird"),
+        s.ratio("tx tabby->frr", "tx bird->frr"),
+        s.ratio("tx tabby gone->bird", "tx bird gone->bird"),
+        s.ratio("tx tabby gone->frr", "tx bird gone->frr"),
+    );
+    println!();
+    println!(
+        "peak RSS (VmHWM): tabby {}, BIRD origin {} (4 static protocols of N), BIRD receiver {}, FRR bgpd {}",
+        vm_hwm(Some(tabby.pid())),
+        vm_hwm(origin.pid()),
+        vm_hwm(rx_bird.pid()),
+        vm_hwm(rx_frr.pid()),
+    );
+    let loc_rib = tabby.ask_number(&format!("locrib {n}"))? as f64 / n as f64;
+    println!(
+        "tabby heap per route at N = {n} (requested bytes, round 1): Loc-RIB alone {loc_rib:.0} B \
+         (goal ≤ 200 B); received {heap_rx:.0} B (Adj-RIB-In + Loc-RIB); \
+         originated {heap_tx:.0} B (Loc-RIB + two Adj-RIBs-Out)"
+    );
+    Ok(())
+}
