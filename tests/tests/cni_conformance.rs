@@ -31,7 +31,7 @@ mod cni_support;
 
 use std::collections::BTreeSet;
 
-use cni_support::{Lab, NETWORK, exists};
+use cni_support::{Lab, NETWORK};
 use harness::{Netns, require_live};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -174,7 +174,6 @@ fn results_have_the_reference_shape_in_every_version() {
         assert!(lab.host_links("cali").is_empty());
         assert!(lab.host_links("veth").is_empty());
     }
-    assert!(exists(lab.dir.path()));
 }
 
 /// One bad invocation, given to both plugins.

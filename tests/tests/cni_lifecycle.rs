@@ -35,10 +35,9 @@ mod cni_support;
 
 use std::time::{Duration, Instant};
 
-use agent::resources::{self, Node, workload_endpoint_key};
+use agent::resources::workload_endpoint_key;
 use cni_support::{Lab, PORTMAP, pod_ip, with_prev};
 use harness::{Netns, require_live};
-use ipam::store::Datastore;
 use serde_json::json;
 
 const MACVLAN: &str = "/usr/lib/cni/macvlan";
@@ -68,14 +67,7 @@ fn an_unregistered_node_gets_code_11_within_the_bound() {
     assert!(pod.ip(&["link", "show", "eth0"]).is_err());
     lab.run("tabby", "STATUS", "", None, &conf).error(50);
 
-    let name = lab.name.clone();
-    lab.ipam(move |ipam| async move {
-        let node = serde_json::to_vec(&Node::new(&name)).unwrap();
-        ipam.store()
-            .create(&resources::node_key(&name), node)
-            .await
-            .unwrap();
-    });
+    lab.register_node();
     lab.run("tabby", "STATUS", "", None, &conf).quiet();
     let r = lab
         .run("tabby", "ADD", "u1", Some((&pod, "u")), &conf)

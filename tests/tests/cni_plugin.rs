@@ -29,10 +29,9 @@ use std::collections::BTreeSet;
 
 use std::time::Duration;
 
-use agent::resources::{self, Node, workload_endpoint_key};
+use agent::resources::workload_endpoint_key;
 use cni_support::{Lab, pod_ip, with_prev};
 use harness::{Netns, require_live};
-use ipam::Datastore;
 use serde_json::json;
 
 const BINS: &[&str] = &["ip", "ping", "etcd", "etcdctl"];
@@ -338,14 +337,7 @@ fn an_add_whose_netns_vanishes_after_allocation_leaks_nothing() {
     )
     .unwrap();
     drop(pod);
-    let name = lab.name.clone();
-    lab.ipam(move |ipam| async move {
-        let node = serde_json::to_vec(&Node::new(&name)).unwrap();
-        ipam.store()
-            .create(&resources::node_key(&name), node)
-            .await
-            .unwrap();
-    });
+    lab.register_node();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "ADD succeeded: {stdout}");

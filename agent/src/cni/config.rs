@@ -247,6 +247,17 @@ impl NetConf {
         })
     }
 
+    /// GC's `cni.dev/valid-attachments` as container IDs (required for GC).
+    pub fn valid_container_ids(&self) -> Result<std::collections::BTreeSet<String>, CniError> {
+        Ok(self
+            .valid_attachments
+            .as_ref()
+            .ok_or_else(|| CniError::config("cni.dev/valid-attachments", "required for GC"))?
+            .iter()
+            .map(|a| a.container_id.clone())
+            .collect())
+    }
+
     /// The IPAM handle of an attachment: `<network>.<containerID>`.
     pub fn handle(&self, container_id: &str) -> String {
         format!("{}.{container_id}", self.name)

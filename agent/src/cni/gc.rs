@@ -10,8 +10,6 @@
 //! STATUS answers whether an ADD could succeed now: the datastore answers
 //! and the node agent has registered this node. Otherwise code 50.
 
-use std::collections::BTreeSet;
-
 use ipam::Datastore;
 
 use super::add::{NETWORK_LABEL, with_host_handle};
@@ -24,14 +22,7 @@ use crate::dataplane::veth;
 use crate::resources;
 
 pub async fn gc<S: Datastore>(s: &Session<S>) -> Result<(), CniError> {
-    let valid: BTreeSet<String> = s
-        .conf
-        .valid_attachments
-        .as_ref()
-        .ok_or_else(|| CniError::config("cni.dev/valid-attachments", "required for GC"))?
-        .iter()
-        .map(|a| a.container_id.clone())
-        .collect();
+    let valid = s.conf.valid_container_ids()?;
     for (key, wep) in endpoint::endpoints_of_node(s.store(), &s.node).await? {
         let network = wep.metadata.labels.get(NETWORK_LABEL);
         if network != Some(&s.conf.name) || valid.contains(&wep.spec.container_id) {

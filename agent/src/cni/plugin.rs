@@ -155,14 +155,7 @@ async fn ipam_only(s: &Session<EtcdStore>, version: CniVersion) -> Result<Option
             Ok(None)
         }
         Command::Gc => {
-            let valid = s
-                .conf
-                .valid_attachments
-                .as_ref()
-                .ok_or_else(|| CniError::config("cni.dev/valid-attachments", "required for GC"))?
-                .iter()
-                .map(|a| a.container_id.clone())
-                .collect();
+            let valid = s.conf.valid_container_ids()?;
             ipam_role::gc(&s.ipam, &s.conf, &s.node, &valid).await?;
             Ok(None)
         }
@@ -176,14 +169,11 @@ fn etcd_config(conf: &NetConf) -> EtcdConfig {
     c.connect_timeout = conf.etcd.timeout;
     c.request_timeout = conf.etcd.timeout;
     let e = &conf.etcd;
-    if e.ca_cert_file.is_some() || e.cert_file.is_some() || e.key_file.is_some() {
-        c.tls = Some(EtcdTls {
-            ca_file: e.ca_cert_file.clone(),
-            cert_file: e.cert_file.clone(),
-            key_file: e.key_file.clone(),
-            domain: None,
-        });
-    }
+    c.tls = EtcdTls::from_files(
+        e.ca_cert_file.clone(),
+        e.cert_file.clone(),
+        e.key_file.clone(),
+    );
     c
 }
 

@@ -46,17 +46,11 @@ pub fn node_address(cfg: &NodeConfig, facts: Option<&NodeFacts>) -> Result<Ipv4N
 /// `ETCD_CA_CERT_FILE`/`ETCD_CERT_FILE`/`ETCD_KEY_FILE` TLS files.
 pub fn etcd_config(cfg: &NodeConfig) -> EtcdConfig {
     let mut c = EtcdConfig::new(cfg.etcd_endpoints.clone());
-    if cfg.etcd_ca_cert_file.is_some()
-        || cfg.etcd_cert_file.is_some()
-        || cfg.etcd_key_file.is_some()
-    {
-        c.tls = Some(EtcdTls {
-            ca_file: cfg.etcd_ca_cert_file.clone(),
-            cert_file: cfg.etcd_cert_file.clone(),
-            key_file: cfg.etcd_key_file.clone(),
-            domain: None,
-        });
-    }
+    c.tls = EtcdTls::from_files(
+        cfg.etcd_ca_cert_file.clone(),
+        cfg.etcd_cert_file.clone(),
+        cfg.etcd_key_file.clone(),
+    );
     c
 }
 

@@ -64,6 +64,25 @@ pub struct EtcdTls {
 }
 
 impl EtcdTls {
+    /// TLS from the `ETCD_CA_CERT_FILE`/`ETCD_CERT_FILE`/`ETCD_KEY_FILE`
+    /// trio (calico-node's and the conflist's names); `None` when none of
+    /// the three is given, i.e. plain text.
+    pub fn from_files(
+        ca_file: Option<PathBuf>,
+        cert_file: Option<PathBuf>,
+        key_file: Option<PathBuf>,
+    ) -> Option<EtcdTls> {
+        if ca_file.is_none() && cert_file.is_none() && key_file.is_none() {
+            return None;
+        }
+        Some(EtcdTls {
+            ca_file,
+            cert_file,
+            key_file,
+            domain: None,
+        })
+    }
+
     fn options(&self) -> Result<TlsOptions, StoreError> {
         let read = |p: &PathBuf| {
             std::fs::read(p).map_err(|e| StoreError::Tls(format!("{}: {e}", p.display())))

@@ -133,20 +133,27 @@ impl Lab {
             name: format!("node-{tag}"),
             dir,
         };
-        let name = lab.name.clone();
         lab.ipam(move |ipam| async move {
             ipam.apply_pool(&IpPool::new("default-ipv4-ippool", POOL))
                 .await
                 .unwrap();
-            if register {
-                let node = serde_json::to_vec(&Node::new(&name)).unwrap();
-                ipam.store()
-                    .create(&resources::node_key(&name), node)
-                    .await
-                    .unwrap();
-            }
         });
+        if register {
+            lab.register_node();
+        }
         lab
+    }
+
+    /// Write this node's Node resource, as the node agent does at start.
+    pub fn register_node(&self) {
+        let name = self.name.clone();
+        self.ipam(move |ipam| async move {
+            let node = serde_json::to_vec(&Node::new(&name)).unwrap();
+            ipam.store()
+                .create(&resources::node_key(&name), node)
+                .await
+                .unwrap();
+        });
     }
 
     /// Run `f` with an IPAM client on the lab's etcd (from inside the node).
