@@ -4,7 +4,11 @@
 //! ```text
 //!  subnet A 10.200.0.0/24 (switch)          subnet B 10.201.0.0/24 (switch)
 //!    n1 .1   n2 .2   etcd .100   router .254 ─── router .254   n3 .3   (n4 .4, ...)
+//!  fd00:200::/64: n1 ::1, n2 ::2, router ::fe    fd00:201::/64: router ::fe, n3 ::3
 //! ```
+//! Dual stack by default: every node also has `IP6`, and pods get an
+//! IPv6 address from the IPv6 pool as well (VXLAN CrossSubnet too, over
+//! the one IPv4 VXLAN device).
 //! Nodes 1 and 2 share subnet A; node 3 (and any later ones) sit on B, so
 //! the pool's CrossSubnet VXLAN carries their traffic. Every node's default
 //! route points at the router, which also gives proxy ARP a route for the
@@ -38,6 +42,11 @@ pub struct LabOptions {
     /// IPv4 pool VXLAN and IPIP modes: Never, Always, CrossSubnet.
     pub vxlan: String,
     pub ipip: String,
+    /// The IPv6 pool (and with it `IP6` on every node and an IPv6 address
+    /// for every pod); `None`: IPv4 only.
+    pub pool6: Option<String>,
+    /// IPv6 pool VXLAN mode.
+    pub vxlan6: String,
     /// BGP hold time of the agents, seconds.
     pub hold_time: u16,
     /// More environment for every agent; it wins over the lab's own.
@@ -51,6 +60,8 @@ impl Default for LabOptions {
             pool: "10.0.0.0/16".into(),
             vxlan: "CrossSubnet".into(),
             ipip: "Never".into(),
+            pool6: Some("fd00:10::/48".into()),
+            vxlan6: "CrossSubnet".into(),
             hold_time: 9,
             extra_env: Vec::new(),
         }
@@ -63,6 +74,8 @@ pub struct Pod {
     pub name: String,
     pub container: String,
     pub ip: IpAddr,
+    /// The IPv6 address, when the lab is dual stack.
+    pub ip6: Option<IpAddr>,
     pub ns: Netns,
 }
 
@@ -72,6 +85,8 @@ pub struct LabNode {
     pub name: String,
     pub address: Ipv4Addr,
     pub prefix_len: u8,
+    /// `IP6` (with /64), when dual stack.
+    pub address6: Option<std::net::Ipv6Addr>,
     pub pods: Vec<Pod>,
     agent: Option<Daemon>,
     pub dir: PathBuf,
@@ -124,6 +139,16 @@ impl Lab {
                 (&subnet_b, "10.201.0.254/24"),
             ],
         )?;
+        for (leg, subnet) in [("eth0", 200), ("eth1", 201)] {
+            router.netns().ip(&[
+                "addr",
+                "add",
+                &format!("fd00:{subnet}::fe/64"),
+                "dev",
+                leg,
+                "nodad",
+            ])?;
+        }
         let etcd_ns = Netns::new(&format!("{tag}-etcd"))?;
         subnet_a.attach(&etcd_ns, "eth0", &format!("{ETCD_ADDR}/24"))?;
         etcd_ns.ip(&["route", "add", "default", "via", "10.200.0.254"])?;
@@ -162,6 +187,22 @@ impl Lab {
             &format!("10.{subnet}.0.254"),
         ])?;
         ns.sysctl("net.ipv4.ip_forward", "1")?;
+        let address6 = if self.opts.pool6.is_some() {
+            let a6: std::net::Ipv6Addr = format!("fd00:{subnet}::{i}").parse()?;
+            // nodad: usable at once (the agent binds its BGP port on it).
+            ns.ip(&["addr", "add", &format!("{a6}/64"), "dev", "eth0", "nodad"])?;
+            ns.ip(&[
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("fd00:{subnet}::fe"),
+            ])?;
+            Some(a6)
+        } else {
+            None
+        };
         let dir = self.dir.path().join(format!("n{i}"));
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
@@ -169,6 +210,7 @@ impl Lab {
             name: format!("n{i}"),
             address,
             prefix_len: 24,
+            address6,
             pods: Vec::new(),
             agent: None,
             dir,
@@ -199,6 +241,16 @@ impl Lab {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(node.address6.iter().flat_map(|a6| {
+            [
+                ("IP6".to_string(), format!("{a6}/64")),
+                (
+                    "TABBY_IPV6POOL_CIDR".to_string(),
+                    self.opts.pool6.clone().unwrap_or_default(),
+                ),
+                ("TABBY_IPV6POOL_VXLAN".to_string(), self.opts.vxlan6.clone()),
+            ]
+        }))
         .chain(self.opts.extra_env.iter().cloned())
         .collect();
         let label = format!("tabby-node-{}", node.name);
@@ -247,7 +299,10 @@ impl Lab {
             "mtu_file": node.dir.join("mtu"),
             "nodename_file": node.dir.join("nodename"),
             "node_wait_seconds": 10,
-            "ipam": {"type": "tabby-ipam"},
+            "ipam": {
+                "type": "tabby-ipam",
+                "assign_ipv6": if self.opts.pool6.is_some() { "true" } else { "false" },
+            },
         })
     }
 
@@ -320,21 +375,39 @@ impl Lab {
         let ns = Netns::new(&format!("pod-{name}"))?;
         let container = format!("c-{name}");
         let result = self.cni(i, "ADD", name, &container, &ns)?;
-        let ip: ipnet::IpNet = result["ips"][0]["address"]
-            .as_str()
+        let mut ip = None;
+        let mut ip6 = None;
+        for entry in result["ips"]
+            .as_array()
             .context("no ips in the CNI result")?
-            .parse()?;
+        {
+            let a: ipnet::IpNet = entry["address"]
+                .as_str()
+                .context("an ips entry without address")?
+                .parse()?;
+            match a.addr() {
+                IpAddr::V4(_) => ip = ip.or(Some(a.addr())),
+                IpAddr::V6(_) => ip6 = ip6.or(Some(a.addr())),
+            }
+        }
+        let ip = ip.context("no IPv4 address in the CNI result")?;
+        if self.opts.pool6.is_some() && ip6.is_none() {
+            bail!("no IPv6 address in the CNI result of a dual-stack pod: {result}");
+        }
         let node = self.nodes.get_mut(i).context("no such node")?;
         node.pods.push(Pod {
             name: name.into(),
             container,
-            ip: ip.addr(),
+            ip,
+            ip6,
             ns,
         });
-        Ok(ip.addr())
+        Ok(ip)
     }
 
-    /// Every pod pinging every other pod once: (from, to, reached).
+    /// Every pod pinging every other pod once, at each of its addresses
+    /// (IPv4, and IPv6 when dual stack): (from, to, reached), where `to`
+    /// is the pod's name for IPv4 and `name/v6` for IPv6.
     pub fn ping_matrix(&self) -> Vec<(String, String, bool)> {
         let pods: Vec<&Pod> = self.nodes.iter().flat_map(|n| n.pods.iter()).collect();
         let mut out = Vec::new();
@@ -343,11 +416,15 @@ impl Lab {
                 if from.name == to.name {
                     continue;
                 }
-                let ok = from
-                    .ns
-                    .exec("ping", &["-c", "1", "-W", "2", &to.ip.to_string()])
-                    .is_ok();
-                out.push((from.name.clone(), to.name.clone(), ok));
+                let targets = std::iter::once((to.name.clone(), to.ip))
+                    .chain(to.ip6.map(|a| (format!("{}/v6", to.name), a)));
+                for (label, addr) in targets {
+                    let ok = from
+                        .ns
+                        .exec("ping", &["-c", "1", "-W", "2", &addr.to_string()])
+                        .is_ok();
+                    out.push((from.name.clone(), label, ok));
+                }
             }
         }
         out

@@ -97,7 +97,7 @@ fn program(me: &Node, others: &[&Node], encap: PoolEncap, pod_ip: &str) -> Route
             local: me.address,
             mac: vtep_mac(&me.name),
             mtu: 1450,
-            tunnel_address: Some(IpNet::new(me.tunnel, 32).unwrap()),
+            tunnel_addresses: vec![IpNet::new(me.tunnel, 32).unwrap()],
         };
         let remotes: Vec<RemoteVtep> = others
             .iter()
@@ -124,6 +124,7 @@ fn program(me: &Node, others: &[&Node], encap: PoolEncap, pod_ip: &str) -> Route
     };
     let links = LocalLinks {
         node_subnet: me.subnet,
+        node_subnet6: None,
         uplink: me.uplink,
         ipip: None,
         vxlan: vxlan_index,

@@ -71,8 +71,10 @@ fn agents_form_the_mesh_and_distribute_blocks_directly_and_over_vxlan() {
         n1.contains("blackhole"),
         "own block is a blackhole on n1: {n1}"
     );
+    // One IPv4 and one IPv6 block (the VXLAN tunnel addresses claimed
+    // them; the pod's address is in the IPv4 one), over one session.
     let sent = lab.routectl(0, &["peers", "-o", "json"]).unwrap();
-    assert!(sent.contains("\"prefixes_sent\":1"), "{sent}");
+    assert!(sent.contains("\"prefixes_sent\":2"), "{sent}");
 }
 
 #[test]
@@ -128,7 +130,58 @@ fn every_pod_reaches_every_other_pod_across_both_subnets() {
         "unreachable: {:?}",
         last.iter().filter(|(_, _, ok)| !ok).collect::<Vec<_>>()
     );
-    assert_eq!(last.len(), 30, "6 pods, each to 5 others");
+    assert_eq!(
+        last.len(),
+        60,
+        "6 pods, each to 5 others, at their IPv4 and their IPv6 address"
+    );
+    // IPv6 went over BGP too (MP-BGP on the IPv4 mesh sessions): n2's
+    // IPv6 block directly via its IPv6 address, n3's (the other subnet)
+    // through the VXLAN device to n3's IPv6 tunnel address; our own block
+    // is a blackhole.
+    let v6 = lab.nodes[0]
+        .ns
+        .ip(&["-6", "route", "show", "proto", "95"])
+        .unwrap();
+    let block_of = |i: usize| {
+        let a: ipnet::Ipv6Net = format!("{}/122", lab.nodes[i].pods[0].ip6.unwrap())
+            .parse()
+            .unwrap();
+        a.trunc().to_string()
+    };
+    let line = |block: &str| {
+        v6.lines()
+            .find(|l| l.contains(block))
+            .unwrap_or_else(|| panic!("no route for {block}:\n{v6}"))
+            .to_string()
+    };
+    assert!(line(&block_of(0)).starts_with("blackhole"), "{v6}");
+    assert!(
+        line(&block_of(1)).contains("via fd00:200::2 dev eth0"),
+        "{v6}"
+    );
+    let n3 = line(&block_of(2));
+    assert!(
+        n3.contains("dev vxlan.tabby") && n3.contains("onlink"),
+        "{v6}"
+    );
+    let n3_tunnel = lab.nodes[2]
+        .ns
+        .ip(&[
+            "-6",
+            "addr",
+            "show",
+            "dev",
+            "vxlan.tabby",
+            "scope",
+            "global",
+        ])
+        .unwrap();
+    let via = n3.split_whitespace().nth(2).unwrap();
+    assert!(
+        n3_tunnel.contains(&format!("{via}/128")),
+        "{n3} / {n3_tunnel}"
+    );
     // The agent's MTU (uplink 1500 minus VXLAN's 50) reached the pods
     // through its state dir and tabby-cni.
     let pod = &lab.nodes[0].pods[0];
@@ -161,10 +214,15 @@ fn every_pod_reaches_every_other_pod_across_both_subnets() {
         pool.contains("10.0.0.0/16") && pool.contains("65536") && pool.contains("| 9 (0%)"),
         "{table}"
     );
+    let pool6 = table
+        .lines()
+        .find(|l| l.contains("IP Pool") && l.contains("fd00:10::/48"))
+        .unwrap_or_else(|| panic!("no IPv6 pool row:\n{table}"));
+    assert!(pool6.contains("| 9 ("), "6 pods and 3 tunnels:\n{table}");
     assert_eq!(
         table.lines().filter(|l| l.contains("| Block ")).count(),
-        3,
-        "one block per node:\n{table}"
+        6,
+        "one block per node and family:\n{table}"
     );
 }
 
@@ -216,39 +274,48 @@ fn sigkill_and_restart_of_an_agent_loses_no_ping() {
         Ok(lab.ping_matrix().iter().all(|(_, _, ok)| *ok))
     })
     .unwrap();
-    let routes_before = lab.nodes[1]
-        .ns
-        .ip(&["route", "show", "proto", "95"])
-        .unwrap();
+    let routes = |lab: &Lab| {
+        let v4 = lab.nodes[1].ns.ip(&["route", "show", "proto", "95"]);
+        let v6 = lab.nodes[1].ns.ip(&["-6", "route", "show", "proto", "95"]);
+        Ok::<_, anyhow::Error>(format!("{}{}", v4?, v6?))
+    };
+    let routes_before = routes(&lab).unwrap();
 
-    // Pods on n2 (direct) and n3 (VXLAN) ping n1's pod for 8 s while n1's
-    // agent is killed and, 2 s later, started again.
+    // Pods on n2 (direct) and n3 (VXLAN) ping n1's pod, at its IPv4 and
+    // its IPv6 address, for 8 s while n1's agent is killed and, 2 s
+    // later, started again.
     let n2_pod = lab.nodes[1].pods[0].ns.name().to_string();
     let n3_pod = lab.nodes[2].pods[0].ns.name().to_string();
-    let pingers: Vec<_> = [n2_pod, n3_pod]
-        .into_iter()
-        .map(|ns| {
-            std::thread::spawn(move || {
-                let out = std::process::Command::new("ip")
-                    .args([
-                        "netns",
-                        "exec",
-                        &ns,
-                        "ping",
-                        "-i",
-                        "0.1",
-                        "-c",
-                        "80",
-                        "-W",
-                        "1",
-                        &target.to_string(),
-                    ])
-                    .output()
-                    .unwrap();
-                String::from_utf8_lossy(&out.stdout).into_owned()
-            })
+    let target6 = lab.nodes[0].pods[0].ip6.unwrap();
+    let pingers: Vec<_> = [
+        (n2_pod.clone(), target),
+        (n3_pod.clone(), target),
+        (n2_pod, target6),
+        (n3_pod, target6),
+    ]
+    .into_iter()
+    .map(|(ns, target)| {
+        std::thread::spawn(move || {
+            let out = std::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "ping",
+                    "-i",
+                    "0.1",
+                    "-c",
+                    "80",
+                    "-W",
+                    "1",
+                    &target.to_string(),
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
         })
-        .collect();
+    })
+    .collect();
     std::thread::sleep(Duration::from_secs(1));
     lab.stop_agent(0, true);
     std::thread::sleep(Duration::from_secs(2));
@@ -274,7 +341,7 @@ fn sigkill_and_restart_of_an_agent_loses_no_ping() {
     lab.wait_mesh(Duration::from_secs(30)).unwrap();
     // Nothing duplicated or lost on the other nodes once it settles.
     wait_until("n2's routes as before", Duration::from_secs(20), || {
-        Ok(lab.nodes[1].ns.ip(&["route", "show", "proto", "95"])? == routes_before)
+        Ok(routes(&lab)? == routes_before)
     })
     .unwrap();
     let (sent, got) = ping_count(&lab.nodes[1].pods[0].ns, target, 5);
@@ -336,6 +403,49 @@ fn a_fourth_node_joins_live_and_a_dead_nodes_routes_leave_within_the_hold_time()
         took >= Duration::from_secs(5),
         "removed before the hold time could expire: {took:?}"
     );
+
+    // The operator deletes n4 for good: the others drop its VTEP (both
+    // tunnel addresses' neighbour entries and the FDB entry).
+    let vtep = |lab: &Lab| {
+        let neigh = lab.nodes[0]
+            .ns
+            .ip(&["neigh", "show", "dev", "vxlan.tabby"])?;
+        let fdb = lab.nodes[0]
+            .ns
+            .exec("bridge", &["fdb", "show", "dev", "vxlan.tabby"])?;
+        Ok::<_, anyhow::Error>((neigh, fdb))
+    };
+    let (neigh, fdb) = vtep(&lab).unwrap();
+    assert_eq!(
+        neigh.lines().count(),
+        6,
+        "n2, n3, n4, two families:\n{neigh}"
+    );
+    assert!(fdb.contains("dst 10.201.0.4"), "{fdb}");
+    let routectl = harness::lab::workspace_binary("routectl").unwrap();
+    let endpoint = lab.etcd.endpoint();
+    let deleted = lab.nodes[0]
+        .ns
+        .exec(
+            &routectl.to_string_lossy(),
+            &[
+                "delete",
+                "node",
+                "n4",
+                "--force",
+                "--etcd-endpoints",
+                &endpoint,
+            ],
+        )
+        .unwrap();
+    assert!(deleted.contains("n4"), "{deleted}");
+    wait_until("n4's VTEP gone from n1", Duration::from_secs(20), || {
+        let (neigh, fdb) = vtep(&lab)?;
+        Ok(neigh.lines().count() == 4 && !fdb.contains("dst 10.201.0.4"))
+    })
+    .unwrap();
+    let (_, fdb) = vtep(&lab).unwrap();
+    assert!(fdb.contains("dst 10.201.0.3"), "n3's entry stays: {fdb}");
 }
 
 #[test]

@@ -24,7 +24,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use agent::node::control::{PeerRow, RouteRow, peers_table};
+use agent::node::control::{PeerRow, RouteRow, peers_by_family};
 use agent::node::ctl_error::CtlError;
 use agent::node::kind::Kind;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -273,7 +273,7 @@ fn agent_view(socket: &Path, command: &Command) -> Result<String, String> {
         }
         (Output::Table, Command::Peers { .. }) => {
             let rows: Vec<PeerRow> = serde_json::from_str(&answer).map_err(unexpected)?;
-            Ok(format!("IPv4 BGP status\n{}", peers_table(&rows)))
+            Ok(peers_by_family(&rows))
         }
         (Output::Table, _) => {
             let rows: Vec<RouteRow> = serde_json::from_str(&answer).map_err(unexpected)?;

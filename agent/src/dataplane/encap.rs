@@ -33,6 +33,9 @@ pub struct PoolEncap {
 pub struct LocalLinks {
     /// The node's own address with its subnet, e.g. 10.200.0.1/24.
     pub node_subnet: IpNet,
+    /// The node's IPv6 address with its subnet (`IP6`), when dual stack:
+    /// CrossSubnet for IPv6 pools compares remote IPv6 addresses with it.
+    pub node_subnet6: Option<IpNet>,
     /// The uplink the node address is on.
     pub uplink: u32,
     /// `tunl0`, when IPIP is available.
@@ -62,10 +65,14 @@ pub enum EncapError {
 }
 
 fn tunnels(mode: EncapMode, links: &LocalLinks, remote: IpAddr) -> bool {
+    let subnet = match remote {
+        IpAddr::V4(_) => Some(links.node_subnet),
+        IpAddr::V6(_) => links.node_subnet6,
+    };
     match mode {
         EncapMode::Never => false,
         EncapMode::Always => true,
-        EncapMode::CrossSubnet => !links.node_subnet.contains(&remote),
+        EncapMode::CrossSubnet => !subnet.is_some_and(|s| s.contains(&remote)),
     }
 }
 
@@ -136,6 +143,7 @@ mod tests {
     fn links() -> LocalLinks {
         LocalLinks {
             node_subnet: "10.200.0.1/24".parse().unwrap(),
+            node_subnet6: Some("fd00:200::1/64".parse().unwrap()),
             uplink: 2,
             ipip: Some(5),
             vxlan: Some(6),
@@ -189,6 +197,29 @@ mod tests {
         };
         let other = remote_block_target(encap, &links(), &remote("10.201.0.9")).unwrap();
         assert_eq!(other, hop("10.201.0.9", 5, true));
+    }
+
+    #[test]
+    fn cross_subnet_for_ipv6_compares_with_the_ipv6_subnet() {
+        let encap = PoolEncap {
+            vxlan: EncapMode::CrossSubnet,
+            ..Default::default()
+        };
+        let r6 = |addr: &str| RemoteNode {
+            address: addr.parse().unwrap(),
+            vxlan_tunnel: Some("fd00:10::9".parse().unwrap()),
+        };
+        let same = remote_block_target(encap, &links(), &r6("fd00:200::9")).unwrap();
+        assert_eq!(same, hop("fd00:200::9", 2, false));
+        let other = remote_block_target(encap, &links(), &r6("fd00:201::9")).unwrap();
+        assert_eq!(other, hop("fd00:10::9", 6, true));
+        // without an IPv6 subnet of our own, every IPv6 node is "across"
+        let v4_only = LocalLinks {
+            node_subnet6: None,
+            ..links()
+        };
+        let t = remote_block_target(encap, &v4_only, &r6("fd00:200::9")).unwrap();
+        assert_eq!(t, hop("fd00:10::9", 6, true));
     }
 
     #[test]

@@ -46,8 +46,9 @@ pub struct VxlanDevice {
     /// This node's VTEP MAC.
     pub mac: [u8; 6],
     pub mtu: u32,
-    /// The node's tunnel address, as a host prefix.
-    pub tunnel_address: Option<IpNet>,
+    /// The node's tunnel addresses, as host prefixes: the IPv4 one and,
+    /// when dual stack, the IPv6 one (one device carries both families).
+    pub tunnel_addresses: Vec<IpNet>,
 }
 
 /// What a remote node's VTEP needs.
@@ -100,7 +101,7 @@ pub fn device_message(dev: &VxlanDevice) -> LinkMessage {
 }
 
 async fn finish(handle: &Handle, index: u32, dev: &VxlanDevice) -> Result<u32, VethError> {
-    if let Some(addr) = dev.tunnel_address {
+    for addr in &dev.tunnel_addresses {
         handle
             .address()
             .add(index, addr.addr(), addr.prefix_len())
@@ -291,7 +292,7 @@ mod tests {
             local: "10.201.1.1".parse().unwrap(),
             mac: vtep_mac("a"),
             mtu: 1450,
-            tunnel_address: None,
+            tunnel_addresses: Vec::new(),
         };
         let msg = device_message(&dev);
         let attrs = &msg.attributes;

@@ -8,9 +8,9 @@
 //! initiator per pair there is nothing to resolve.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 /// A node, as the agent needs it (the validated form of its Node resource).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +18,13 @@ pub struct NodeInfo {
     pub name: String,
     /// The node's address with its subnet (BGP `ipv4Address`).
     pub address: Ipv4Net,
+    /// The node's IPv6 address with its subnet (BGP `ipv6Address`), when
+    /// dual stack: the next hop of its IPv6 routes.
+    pub address6: Option<Ipv6Net>,
     pub asn: u32,
-    /// The VXLAN tunnel address and VTEP MAC, once the node has them.
+    /// The VXLAN tunnel addresses and VTEP MAC, once the node has them.
     pub vxlan_tunnel: Option<Ipv4Addr>,
+    pub vxlan_tunnel6: Option<Ipv6Addr>,
     pub vtep_mac: Option<[u8; 6]>,
     /// The Node resource's labels (BGPPeer node and peer selectors).
     pub labels: BTreeMap<String, String>,
@@ -177,9 +181,12 @@ pub fn external_peers(
     out
 }
 
-/// The node whose address is `addr`.
+/// The node whose address (IPv4, or IPv6 when dual stack) is `addr`.
 pub fn node_at(nodes: &[NodeInfo], addr: IpAddr) -> Option<&NodeInfo> {
-    nodes.iter().find(|n| IpAddr::V4(n.address.addr()) == addr)
+    nodes.iter().find(|n| match addr {
+        IpAddr::V4(a) => n.address.addr() == a,
+        IpAddr::V6(a) => n.address6.is_some_and(|n6| n6.addr() == a),
+    })
 }
 
 #[cfg(test)]
@@ -190,8 +197,10 @@ mod tests {
         NodeInfo {
             name: name.into(),
             address: addr.parse().unwrap(),
+            address6: None,
             asn: 64512,
             vxlan_tunnel: None,
+            vxlan_tunnel6: None,
             vtep_mac: None,
             labels: BTreeMap::new(),
             rr_cluster_id: None,
@@ -233,8 +242,10 @@ mod reflector_tests {
         NodeInfo {
             name: name.into(),
             address: addr.parse().unwrap(),
+            address6: None,
             asn: 64512,
             vxlan_tunnel: None,
+            vxlan_tunnel6: None,
             vtep_mac: None,
             labels: if rr {
                 [("rr".to_string(), "true".to_string())].into()

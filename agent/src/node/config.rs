@@ -28,6 +28,18 @@ pub struct NodeConfig {
     #[arg(long, env = "IP_AUTODETECTION_METHOD", default_value = "first-found")]
     pub ip_autodetection_method: String,
 
+    /// The node's IPv6 address with its prefix length (e.g.
+    /// fd00:200::1/64), `autodetect` (see IP6_AUTODETECTION_METHOD) or
+    /// `none` (IPv4 only). When set, the node is dual stack: its IPv6
+    /// routes go over the same BGP sessions (MP-BGP IPv6 unicast) with this
+    /// address as their next hop.
+    #[arg(long = "ip6", env = "IP6", default_value = "none")]
+    pub ip6: String,
+
+    /// Like IP_AUTODETECTION_METHOD, for `IP6=autodetect`.
+    #[arg(long, env = "IP6_AUTODETECTION_METHOD", default_value = "first-found")]
+    pub ip6_autodetection_method: String,
+
     /// The node's AS number. Unset: the `default` BGPConfiguration's
     /// asNumber, else 64512 (read at start).
     #[arg(long = "as", env = "AS")]
@@ -57,6 +69,18 @@ pub struct NodeConfig {
     /// VXLAN mode of the default pool: Never, Always, CrossSubnet.
     #[arg(long, env = "TABBY_IPV4POOL_VXLAN", default_value = "Never")]
     pub ipv4pool_vxlan: String,
+
+    /// Create this IPv6 pool (named default-ipv6-ippool) if no IPv6 pool
+    /// exists (with `IP6` set; Calico's CALICO_IPV6POOL_CIDR).
+    #[arg(long, env = "TABBY_IPV6POOL_CIDR")]
+    pub ipv6pool_cidr: Option<String>,
+    /// Block size of the default IPv6 pool.
+    #[arg(long, env = "TABBY_IPV6POOL_BLOCK_SIZE", default_value_t = 122)]
+    pub ipv6pool_block_size: u8,
+    /// VXLAN mode of the default IPv6 pool: Never, Always, CrossSubnet.
+    /// IPv6 VXLAN uses the node's one VXLAN device over its IPv4 address.
+    #[arg(long, env = "TABBY_IPV6POOL_VXLAN", default_value = "Never")]
+    pub ipv6pool_vxlan: String,
 
     /// BGP port to listen on and connect to.
     #[arg(long, env = "TABBY_BGP_PORT", default_value_t = 179)]

@@ -147,6 +147,26 @@ pub fn peers_table(rows: &[PeerRow]) -> String {
     out
 }
 
+/// `calicoctl node status`'s layout: `IPv4 BGP status` with a table of the
+/// peers with IPv4 addresses (or `No IPv4 peers found.`), then the same for
+/// IPv6. A dual-stack node's IPv6 routes travel over its IPv4 mesh
+/// sessions (MP-BGP), so RCV/SNT there count both families.
+pub fn peers_by_family(rows: &[PeerRow]) -> String {
+    let is_v6 = |r: &&PeerRow| r.address.contains(':');
+    let v4: Vec<PeerRow> = rows.iter().filter(|r| !is_v6(r)).cloned().collect();
+    let v6: Vec<PeerRow> = rows.iter().filter(is_v6).cloned().collect();
+    let mut out = String::new();
+    for (family, rows) in [("IPv4", v4), ("IPv6", v6)] {
+        out.push_str(&format!("{family} BGP status\n"));
+        if rows.is_empty() {
+            out.push_str(&format!("No {family} peers found.\n\n"));
+        } else {
+            out.push_str(&format!("{}\n", peers_table(&rows)));
+        }
+    }
+    out
+}
+
 fn since(secs: u64) -> String {
     format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
@@ -169,6 +189,35 @@ mod tests {
         assert!(t.contains("PEER ADDRESS") && t.contains("PEER TYPE") && t.contains("INFO"));
         assert!(
             t.contains("| 10.200.0.2   | node-to-node mesh | Established | 01:02:05 |   2 |   1 |"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn peers_are_listed_per_family_as_calicoctl_does() {
+        let row = |address: &str| PeerRow {
+            address: address.into(),
+            peer_type: "global".into(),
+            state: "Established".into(),
+            since_secs: 1,
+            info: String::new(),
+            prefixes_received: 0,
+            prefixes_sent: 0,
+        };
+        let t = peers_by_family(&[row("10.200.0.2")]);
+        let (v4, v6) = t.split_once("IPv6 BGP status\n").unwrap();
+        assert!(
+            v4.starts_with("IPv4 BGP status\n+---") && v4.contains("10.200.0.2"),
+            "{t}"
+        );
+        assert_eq!(v6, "No IPv6 peers found.\n\n");
+        let t = peers_by_family(&[row("fd00:200::9")]);
+        assert!(
+            t.starts_with("IPv4 BGP status\nNo IPv4 peers found.\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("IPv6 BGP status\n+---") && t.contains("| fd00:200::9 "),
             "{t}"
         );
     }

@@ -100,6 +100,7 @@ struct Daemon {
 pub async fn run(cfg: NodeConfig) -> Result<()> {
     let kube = super::kubernetes::connect(&cfg).await?;
     let address = startup::node_address(&cfg, kube.as_ref().map(|k| &k.facts))?;
+    let address6 = startup::node_address6(&cfg)?;
     if cfg.etcd_endpoints.is_empty() {
         bail!("ETCD_ENDPOINTS is required");
     }
@@ -123,6 +124,20 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         .find(|a| a.address.addr() == IpAddr::V4(address.addr()))
         .map(|a| a.interface)
         .ok_or_else(|| anyhow!("no interface has {address}"))?;
+    if let Some(a6) = address6 {
+        // Dual stack: IPv6 routes to other nodes leave by the same uplink.
+        let on_uplink = host_addresses()?
+            .into_iter()
+            .any(|a| a.address.addr() == IpAddr::V6(a6.addr()) && a.interface == uplink_name);
+        if !on_uplink {
+            bail!(
+                "IP6 {a6} must be an address of {uplink_name}, the interface holding IP {address}"
+            );
+        }
+        // Pods' IPv6 traffic is forwarded (Felix sets this too).
+        std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+            .context("enabling IPv6 forwarding")?;
+    }
     let (conn, handle, _) = rtnetlink::new_connection()?;
     tokio::spawn(conn);
     let uplink = link_index(&handle, &uplink_name)
@@ -143,10 +158,18 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
             .await
             .unwrap_or_default(),
     };
-    // VXLAN, if a pool wants it: tunnel address from IPAM, device, Node fields.
-    let mut vxlan_info = None;
+    // VXLAN, if a pool wants it: tunnel addresses from IPAM (IPv4, and
+    // IPv6 when dual stack with a VXLAN IPv6 pool), one device over the
+    // IPv4 uplink for both families, Node fields.
+    let wants_vxlan = |v6: bool| {
+        pools
+            .iter()
+            .any(|p| p.cidr.addr().is_ipv6() == v6 && p.vxlan_mode != ipam::EncapMode::Never)
+    };
+    let mut vxlan4 = None;
+    let mut vxlan6 = None;
     let mut vxlan_index = None;
-    if pools.iter().any(|p| p.vxlan_mode != ipam::EncapMode::Never) {
+    if wants_vxlan(false) {
         let assigned = ipam
             .assign_tunnel_address(&cfg.nodename, TunnelKind::Vxlan, &node_labels)
             .await
@@ -154,7 +177,27 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         let IpAddr::V4(tunnel) = assigned.ip else {
             bail!("IPv4 tunnel address expected")
         };
-        let mac = vtep_mac(&cfg.nodename);
+        vxlan4 = Some(tunnel);
+    }
+    if address6.is_some() && wants_vxlan(true) {
+        let assigned = ipam
+            .assign_tunnel_address(&cfg.nodename, TunnelKind::VxlanV6, &node_labels)
+            .await
+            .context("IPv6 VXLAN tunnel address")?;
+        let IpAddr::V6(tunnel) = assigned.ip else {
+            bail!("IPv6 tunnel address expected")
+        };
+        vxlan6 = Some(tunnel);
+    }
+    let mac = (vxlan4.is_some() || vxlan6.is_some()).then(|| vtep_mac(&cfg.nodename));
+    if let Some(mac) = mac {
+        let mut tunnel_addresses = Vec::new();
+        if let Some(t) = vxlan4 {
+            tunnel_addresses.push(IpNet::new(IpAddr::V4(t), 32)?);
+        }
+        if let Some(t) = vxlan6 {
+            tunnel_addresses.push(IpNet::new(IpAddr::V6(t), 128)?);
+        }
         let dev = VxlanDevice {
             name: vxlan::DEFAULT_DEVICE.into(),
             vni: vxlan::DEFAULT_VNI,
@@ -163,10 +206,9 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
             local: IpAddr::V4(address.addr()),
             mac,
             mtu: uplink_mtu.saturating_sub(50),
-            tunnel_address: Some(IpNet::new(IpAddr::V4(tunnel), 32)?),
+            tunnel_addresses,
         };
         vxlan_index = Some(vxlan::ensure_device(&handle, &dev).await?);
-        vxlan_info = Some((tunnel, mac));
     }
     let labels = kube.as_ref().map(|k| &k.facts.labels);
     // The AS: `AS`, else the cluster's BGPConfiguration, else 64512.
@@ -180,15 +222,27 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     register(
         store.as_ref(),
         &cfg.nodename,
-        address,
-        asn,
-        vxlan_info,
-        labels,
+        &super::registration::Registration {
+            address,
+            address6,
+            asn,
+            vxlan: vxlan4,
+            vxlan6,
+            vtep_mac: mac,
+            labels,
+        },
     )
     .await?;
-    tracing::info!(node = %cfg.nodename, %address, asn, "registered");
+    match address6 {
+        Some(a6) => {
+            tracing::info!(node = %cfg.nodename, %address, address6 = %a6, asn, "registered (dual stack)")
+        }
+        None => tracing::info!(node = %cfg.nodename, %address, asn, "registered"),
+    }
     if let Some(link) = &kube {
-        let vxlan = vxlan_info.map(|(t, mac)| (t, super::registration::mac_text(mac)));
+        let vxlan = vxlan4
+            .zip(mac)
+            .map(|(t, mac)| (t, super::registration::mac_text(mac)));
         super::kubernetes::annotate(link, address, asn, vxlan).await;
         super::kubernetes::spawn_gc(link, store.clone(), &cfg);
         super::kubernetes::spawn_cni_kubeconfig(&cfg);
@@ -203,9 +257,11 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     let me = NodeInfo {
         name: cfg.nodename.clone(),
         address,
+        address6,
         asn,
-        vxlan_tunnel: vxlan_info.map(|v| v.0),
-        vtep_mac: vxlan_info.map(|v| v.1),
+        vxlan_tunnel: vxlan4,
+        vxlan_tunnel6: vxlan6,
+        vtep_mac: mac,
         labels: stored
             .as_ref()
             .map(|n| n.labels.clone())
@@ -215,9 +271,14 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     if let Some(id) = me.rr_cluster_id {
         tracing::info!(cluster_id = %id, "route reflector");
     }
-    let listen = SocketAddr::new(IpAddr::V4(address.addr()), cfg.bgp_port);
+    // Mesh sessions run over IPv4 and carry IPv6 too (MP-BGP); an IPv6
+    // BGPPeer connects to the IPv6 address.
+    let mut listen = vec![SocketAddr::new(IpAddr::V4(address.addr()), cfg.bgp_port)];
+    if let Some(a6) = address6 {
+        listen.push(SocketAddr::new(IpAddr::V6(a6.addr()), cfg.bgp_port));
+    }
     let speaker = speaker::start(SpeakerConfig {
-        listen: vec![listen],
+        listen,
         event_buffer: 1 << 16,
     })
     .await?;
@@ -273,6 +334,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
 
     let links = LocalLinks {
         node_subnet: IpNet::V4(address),
+        node_subnet6: address6.map(IpNet::V6),
         uplink,
         ipip: None,
         vxlan: vxlan_index,
@@ -461,6 +523,23 @@ impl Daemon {
         session.hold_time = Duration::from_secs(u64::from(self.cfg.bgp_hold_time));
         session.passive = p.passive;
         session.connect_retry = Duration::from_secs(2);
+        let mut families = vec![GracefulRestartFamily {
+            afi: Afi::IPV4,
+            safi: Safi::UNICAST,
+            forwarding_state: true,
+        }];
+        if self.me.address6.is_some() {
+            // Dual stack: IPv6 unicast over the same session (RFC 4760).
+            session.capabilities.push(Capability::Multiprotocol {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+            });
+            families.push(GracefulRestartFamily {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+                forwarding_state: true,
+            });
+        }
         // Graceful restart (RFC 4724): peers keep our routes while this
         // agent restarts; the kernel keeps forwarding meanwhile (F bit).
         session
@@ -472,14 +551,13 @@ impl Daemon {
                 restart_state: self.restarted && self.converging_until.is_some(),
                 notification: false,
                 restart_time: GR_RESTART_TIME,
-                families: vec![GracefulRestartFamily {
-                    afi: Afi::IPV4,
-                    safi: Safi::UNICAST,
-                    forwarding_state: true,
-                }],
+                families,
             }));
         let mut cfg = PeerConfig::new(p.address, session);
-        cfg.local_address = Some(IpAddr::V4(self.me.address.addr()));
+        cfg.local_address = match p.address {
+            IpAddr::V4(_) => Some(IpAddr::V4(self.me.address.addr())),
+            IpAddr::V6(_) => self.me.address6.map(|a| IpAddr::V6(a.addr())),
+        };
         cfg.password = p.password.clone();
         if p.is_node {
             // Another tabby node listens where we do.
@@ -499,6 +577,7 @@ impl Daemon {
     fn rib_peer(&self, p: &MeshPeer, pools: &[ipam::Pool]) -> RibPeer {
         let mut rib_peer = RibPeer::new(p.address, p.asn);
         rib_peer.local_v4 = Some(self.me.address.addr());
+        rib_peer.local_v6 = self.me.address6.map(|a| a.addr());
         if p.keep_original_next_hop {
             rib_peer.next_hop = bgp::rib::NextHopMode::Keep;
         }
@@ -512,7 +591,10 @@ impl Daemon {
             let ranges: Vec<String> = pools
                 .iter()
                 .filter(|p| !p.disabled)
-                .map(|p| format!("{} le 32", p.cidr))
+                .map(|p| {
+                    let max = if p.cidr.addr().is_ipv6() { 128 } else { 32 };
+                    format!("{} le {max}", p.cidr)
+                })
                 .collect();
             let ours: Vec<String> = self.originated.iter().map(|b| b.to_string()).collect();
             let set =
@@ -594,9 +676,19 @@ impl Daemon {
         let pods = self.local_pods(&kernel);
         let pod_prefixes: Vec<IpNet> = pods.iter().map(|(p, _)| *p).collect();
         let exported = export::exported(&own, &pod_prefixes, &state.pools);
-        let nh = bgp::wire::NextHop::V4(self.me.address.addr());
+        let nh4 = bgp::wire::NextHop::V4(self.me.address.addr());
+        let nh6 = self.me.address6.map(|a| bgp::wire::NextHop::V6 {
+            global: a.addr(),
+            link_local: None,
+        });
         for block in exported.difference(&self.originated) {
-            if let Some(prefix) = IpPrefix::new(block.addr(), block.prefix_len()) {
+            // An IPv6 block needs our IPv6 address as its next hop.
+            let nh = match block {
+                IpNet::V4(_) => Some(nh4),
+                IpNet::V6(_) => nh6,
+            };
+            if let (Some(prefix), Some(nh)) = (IpPrefix::new(block.addr(), block.prefix_len()), nh)
+            {
                 self.rib
                     .originate(prefix, export::attributes(self.me.address.addr()), nh);
             }
@@ -712,8 +804,8 @@ impl Daemon {
             .collect()
     }
 
-    /// Install the remote VTEP entries: when the set of remote VTEPs
-    /// changes, and otherwise every [`VTEP_REFRESH`] to repair drift (not
+    /// Install the remote VTEP entries and remove those of nodes that are
+    /// gone: when the set of remote VTEPs changes, and otherwise every [`VTEP_REFRESH`] to repair drift (not
     /// every round: that was a netlink connection and two requests per
     /// node each 500 ms).
     async fn program_vxlan(&mut self, nodes: &[NodeInfo]) -> Result<()> {
@@ -723,11 +815,19 @@ impl Daemon {
         let vteps: Vec<vxlan::RemoteVtep> = nodes
             .iter()
             .filter(|n| n.name != self.me.name)
-            .filter_map(|n| {
-                Some(vxlan::RemoteVtep {
-                    node_address: IpAddr::V4(n.address.addr()),
-                    tunnel_address: IpAddr::V4(n.vxlan_tunnel?),
-                    mac: n.vtep_mac?,
+            .flat_map(|n| {
+                // One neighbour entry per tunnel address; both map to the
+                // node's IPv4 address in the FDB.
+                let tunnels = [
+                    n.vxlan_tunnel.map(IpAddr::V4),
+                    n.vxlan_tunnel6.map(IpAddr::V6),
+                ];
+                tunnels.into_iter().flatten().filter_map(|tunnel_address| {
+                    Some(vxlan::RemoteVtep {
+                        node_address: IpAddr::V4(n.address.addr()),
+                        tunnel_address,
+                        mac: n.vtep_mac?,
+                    })
                 })
             })
             .collect();
@@ -737,6 +837,13 @@ impl Daemon {
         }
         let (conn, handle, _) = rtnetlink::new_connection()?;
         let conn = tokio::spawn(conn);
+        // A node that left (its Node resource deleted) or changed its
+        // tunnel: its old entries go first, then the current ones are
+        // (re)installed — which restores an FDB entry two tunnel
+        // addresses of one node share.
+        for gone in self.vteps.iter().filter(|v| !vteps.contains(v)) {
+            vxlan::remove_remote(&handle, index, gone).await?;
+        }
         for vtep in &vteps {
             vxlan::set_remote(&handle, index, vtep).await?;
         }

@@ -3,16 +3,18 @@
 //! Stored as Calico v3 JSON ([`crate::resources::Node`]) under
 //! `/tabby/v1/nodes/<name>`:
 //! `{"apiVersion":"projectcalico.org/v3","kind":"Node","metadata":{"name":…},
-//!   "spec":{"bgp":{"ipv4Address":"10.200.0.1/24","asNumber":64512},
-//!   "ipv4VXLANTunnelAddr":"10.0.1.0","vxlanTunnelMACAddr":"66:…"}}`.
+//!   "spec":{"bgp":{"ipv4Address":"10.200.0.1/24","ipv6Address":"fd00:200::1/64",
+//!   "asNumber":64512},"ipv4VXLANTunnelAddr":"10.0.1.0",
+//!   "ipv6VXLANTunnelAddr":"fd00:10::","vxlanTunnelMACAddr":"66:…"}}`
+//! (the IPv6 fields only on dual-stack nodes).
 //! Writes are compare-and-swap on the key's revision, retried on conflict.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipam::Datastore;
 use ipam::store::{Compare, Op, TxnOutcome};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::cluster::NodeInfo;
 use crate::resources::{NODES, Node, NodeBgpSpec, node_key};
@@ -52,10 +54,16 @@ pub fn info(node: &Node) -> Option<NodeInfo> {
     Some(NodeInfo {
         name: node.metadata.name.clone(),
         address,
+        address6: bgp.ipv6_address.as_deref().and_then(|a| a.parse().ok()),
         asn: bgp.as_number.unwrap_or(64512),
         vxlan_tunnel: node
             .spec
             .ipv4_vxlan_tunnel_addr
+            .as_deref()
+            .and_then(|a| a.parse().ok()),
+        vxlan_tunnel6: node
+            .spec
+            .ipv6_vxlan_tunnel_addr
             .as_deref()
             .and_then(|a| a.parse().ok()),
         vtep_mac: node
@@ -140,17 +148,30 @@ pub async fn bgp_peers(
         .collect())
 }
 
-/// Create or update this node's resource with its address, AS and VXLAN
+/// What this node writes into its Node resource.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub address: Ipv4Net,
+    /// `IP6`; `None` removes a previous `ipv6Address` (Calico's `IP6=none`).
+    pub address6: Option<Ipv6Net>,
+    pub asn: u32,
+    /// The VXLAN tunnel addresses (one device carries both families) and
+    /// the VTEP MAC.
+    pub vxlan: Option<Ipv4Addr>,
+    pub vxlan6: Option<Ipv6Addr>,
+    pub vtep_mac: Option<[u8; 6]>,
+    /// The Kubernetes Node's labels, when in a cluster: they replace the
+    /// resource's labels, which pool `nodeSelector`s match; `None` keeps
+    /// them.
+    pub labels: Option<&'a BTreeMap<String, String>>,
+}
+
+/// Create or update this node's resource with its addresses, AS and VXLAN
 /// tunnel (CAS on the revision, retried), keeping fields others wrote.
-/// `labels` (the Kubernetes Node's, when in a cluster) replace the
-/// resource's labels, which pool `nodeSelector`s match; `None` keeps them.
 pub async fn register(
     store: &impl Datastore,
     name: &str,
-    address: Ipv4Net,
-    asn: u32,
-    vxlan: Option<(Ipv4Addr, [u8; 6])>,
-    labels: Option<&BTreeMap<String, String>>,
+    me: &Registration<'_>,
 ) -> Result<(), RegistrationError> {
     let key = node_key(name);
     for _ in 0..20 {
@@ -168,15 +189,21 @@ pub async fn register(
             }
             None => (Node::new(name), Compare::absent(&key)),
         };
-        if let Some(labels) = labels {
+        if let Some(labels) = me.labels {
             node.metadata.labels = labels.clone();
         }
         let bgp = node.spec.bgp.get_or_insert_with(NodeBgpSpec::default);
-        bgp.ipv4_address = Some(address.to_string());
-        bgp.as_number = Some(asn);
-        if let Some((tunnel, mac)) = vxlan {
+        bgp.ipv4_address = Some(me.address.to_string());
+        bgp.ipv6_address = me.address6.map(|a| a.to_string());
+        bgp.as_number = Some(me.asn);
+        if let Some(tunnel) = me.vxlan {
             node.spec.ipv4_vxlan_tunnel_addr = Some(tunnel.to_string());
+        }
+        if let Some(mac) = me.vtep_mac {
             node.spec.vxlan_tunnel_mac_addr = Some(mac_text(mac));
+        }
+        if let Some(tunnel) = me.vxlan6 {
+            node.spec.ipv6_vxlan_tunnel_addr = Some(tunnel.to_string());
         }
         let value = serde_json::to_vec(&node).map_err(|e| RegistrationError::Bad {
             key: key.clone(),

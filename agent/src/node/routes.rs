@@ -85,11 +85,15 @@ pub fn desired(inputs: &Inputs<'_>) -> (RouteSet, BTreeMap<Refused, usize>) {
             if inputs.own_blocks.iter().any(|b| l.prefix.contains(b)) {
                 return Err(Refused::OwnBlock);
             }
+            // The tunnel address of the prefix's family: IPv6 pods are
+            // reached through the remote's IPv6 tunnel address.
+            let node = node_at(inputs.nodes, l.next_hop);
             let remote = RemoteNode {
                 address: l.next_hop,
-                vxlan_tunnel: node_at(inputs.nodes, l.next_hop)
-                    .and_then(|n| n.vxlan_tunnel)
-                    .map(IpAddr::V4),
+                vxlan_tunnel: match l.prefix {
+                    IpNet::V4(_) => node.and_then(|n| n.vxlan_tunnel).map(IpAddr::V4),
+                    IpNet::V6(_) => node.and_then(|n| n.vxlan_tunnel6).map(IpAddr::V6),
+                },
             };
             remote_block_target(pool_encap(pool), inputs.links, &remote)
                 .map_err(|_| Refused::NoRoute)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use ipam::{EtcdConfig, EtcdStore, EtcdTls, IpPool, Ipam};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::config::NodeConfig;
 use crate::dataplane::autodetect::{Method, choose, host_addresses, source_for};
@@ -39,6 +39,29 @@ pub fn node_address(cfg: &NodeConfig, facts: Option<&NodeFacts>) -> Result<Ipv4N
     match found.address {
         IpNet::V4(n) => Ok(n),
         IpNet::V6(_) => bail!("autodetection found an IPv6 address"),
+    }
+}
+
+/// The node's IPv6 address with its prefix (`IP6`), or `None` for
+/// `IP6=none`; `autodetect` applies IP6_AUTODETECTION_METHOD to the host's
+/// global IPv6 addresses.
+pub fn node_address6(cfg: &NodeConfig) -> Result<Option<Ipv6Net>> {
+    match cfg.ip6.as_str() {
+        "" | "none" => Ok(None),
+        "autodetect" => {
+            let method = Method::parse(&cfg.ip6_autodetection_method)?;
+            if matches!(method, Method::KubernetesInternalIp(_)) {
+                bail!("IP6_AUTODETECTION_METHOD=kubernetes-internal-ip is not supported");
+            }
+            let found = choose(&method, &host_addresses()?, true, source_for)?;
+            match found.address {
+                IpNet::V6(n) => Ok(Some(n)),
+                IpNet::V4(_) => bail!("IPv6 autodetection found an IPv4 address"),
+            }
+        }
+        text => text.parse().map(Some).with_context(|| {
+            format!("IP6 {text:?} is not an IPv6 address/prefix (or none, autodetect)")
+        }),
     }
 }
 
@@ -97,33 +120,56 @@ pub fn write_state_files(cfg: &NodeConfig, mtu: u32) -> Result<()> {
     Ok(())
 }
 
-/// Create the default pool from `TABBY_IPV4POOL_*` if no pool exists yet
-/// (another node may win the race; that is fine).
+/// Create the default pools, as calico-node does, per family: from
+/// `TABBY_IPV4POOL_*` if no IPv4 pool exists yet, and from
+/// `TABBY_IPV6POOL_*` (with `IP6` set) if no IPv6 pool exists yet. Another
+/// node may win the race; that is fine.
 pub async fn ensure_default_pool(cfg: &NodeConfig, ipam: &Ipam<Arc<EtcdStore>>) -> Result<()> {
-    let Some(cidr) = &cfg.ipv4pool_cidr else {
-        return Ok(());
-    };
-    if !ipam.pools().await?.is_empty() {
-        return Ok(());
-    }
-    let pool = serde_json::json!({
-        "apiVersion": "projectcalico.org/v3",
-        "kind": "IPPool",
-        "metadata": {"name": "default-ipv4-ippool"},
-        "spec": {
+    if let Some(cidr) = &cfg.ipv4pool_cidr {
+        let spec = serde_json::json!({
             "cidr": cidr,
             "blockSize": cfg.ipv4pool_block_size,
             "ipipMode": cfg.ipv4pool_ipip,
             "vxlanMode": cfg.ipv4pool_vxlan,
             "natOutgoing": true,
-        }
+        });
+        ensure_pool(ipam, "default-ipv4-ippool", spec, false).await?;
+    }
+    if let Some(cidr) = &cfg.ipv6pool_cidr
+        && !matches!(cfg.ip6.as_str(), "" | "none")
+    {
+        let spec = serde_json::json!({
+            "cidr": cidr,
+            "blockSize": cfg.ipv6pool_block_size,
+            "vxlanMode": cfg.ipv6pool_vxlan,
+        });
+        ensure_pool(ipam, "default-ipv6-ippool", spec, true).await?;
+    }
+    Ok(())
+}
+
+async fn ensure_pool(
+    ipam: &Ipam<Arc<EtcdStore>>,
+    name: &str,
+    spec: serde_json::Value,
+    ipv6: bool,
+) -> Result<()> {
+    let has_family = |pools: &[ipam::Pool]| pools.iter().any(|p| p.cidr.addr().is_ipv6() == ipv6);
+    if has_family(&ipam.pools().await?) {
+        return Ok(());
+    }
+    let pool = serde_json::json!({
+        "apiVersion": "projectcalico.org/v3",
+        "kind": "IPPool",
+        "metadata": {"name": name},
+        "spec": spec,
     });
-    let pool: IpPool = serde_json::from_value(pool).context("default pool")?;
+    let pool: IpPool = serde_json::from_value(pool).with_context(|| format!("pool {name}"))?;
     match ipam.apply_pool(&pool).await {
         Ok(_) => Ok(()),
         // Another node created it first.
-        Err(_) if !ipam.pools().await?.is_empty() => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(_) if has_family(&ipam.pools().await?) => Ok(()),
+        Err(e) => Err(anyhow::Error::from(e).context(format!("pool {name}"))),
     }
 }
 

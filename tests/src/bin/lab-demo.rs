@@ -2,8 +2,8 @@
 //! namespaces — n1 and n2 on 10.200.0.0/24, n3 on 10.201.0.0/24 behind a
 //! router — with a private etcd, `tabby-node` on each, two pods per node
 //! made through `tabby-cni` exactly as containerd calls it, then
-//! `routectl peers` for each node and the pod-to-pod ping matrix
-//! (cross-subnet traffic goes over VXLAN).
+//! `routectl peers` for each node and the pod-to-pod ping matrices, IPv4
+//! and IPv6 (dual stack; cross-subnet traffic goes over VXLAN).
 //!
 //! It stays up until Ctrl-C (or SIGTERM), then removes everything it made.
 //! `--once` tears down right after the matrix (for scripts and CI).
@@ -48,7 +48,7 @@ fn demo() -> Result<()> {
     let once = std::env::args().any(|a| a == "--once");
     let start = Instant::now();
     println!(
-        "building the lab: n1, n2 on 10.200.0.0/24; n3 on 10.201.0.0/24 behind a router; etcd at 10.200.0.100"
+        "building the lab: n1, n2 on 10.200.0.0/24 + fd00:200::/64; n3 on 10.201.0.0/24 + fd00:201::/64 behind a router; etcd at 10.200.0.100"
     );
     let mut lab = Lab::start("demo", LabOptions::default())?;
     lab.wait_mesh(Duration::from_secs(60))
@@ -58,8 +58,13 @@ fn demo() -> Result<()> {
         for pod in ["a", "b"] {
             let name = format!("{}{pod}", lab.nodes[i].name);
             let ip = lab.add_pod(i, &name)?;
+            let ip6 = lab.nodes[i]
+                .pods
+                .last()
+                .and_then(|p| p.ip6)
+                .map_or(String::new(), |a| format!(" and {a}"));
             println!(
-                "pod {name:<4} on {} got {ip} (tabby-cni ADD)",
+                "pod {name:<4} on {} got {ip}{ip6} (tabby-cni ADD)",
                 lab.nodes[i].name
             );
         }
@@ -74,26 +79,32 @@ fn demo() -> Result<()> {
         .iter()
         .flat_map(|n| n.pods.iter().map(|p| p.name.clone()))
         .collect();
-    println!("ping matrix (from \\ to):");
-    println!(
-        "      {}",
-        names.iter().map(|n| format!("{n:>5}")).collect::<String>()
-    );
-    for from in &names {
-        let row: String = names
-            .iter()
-            .map(|to| {
-                let cell = if from == to {
-                    "-"
-                } else if matrix.iter().any(|(f, t, ok)| f == from && t == to && *ok) {
-                    "ok"
-                } else {
-                    "FAIL"
-                };
-                format!("{cell:>5}")
-            })
-            .collect();
-        println!("{from:>5} {row}");
+    for (family, suffix) in [("IPv4", ""), ("IPv6", "/v6")] {
+        if !matrix.iter().any(|(_, t, _)| t.ends_with(suffix)) {
+            continue;
+        }
+        println!("{family} ping matrix (from \\ to):");
+        println!(
+            "      {}",
+            names.iter().map(|n| format!("{n:>5}")).collect::<String>()
+        );
+        for from in &names {
+            let row: String = names
+                .iter()
+                .map(|to| {
+                    let to = format!("{to}{suffix}");
+                    let cell = if *from == to.trim_end_matches("/v6") {
+                        "-"
+                    } else if matrix.iter().any(|(f, t, ok)| f == from && *t == to && *ok) {
+                        "ok"
+                    } else {
+                        "FAIL"
+                    };
+                    format!("{cell:>5}")
+                })
+                .collect();
+            println!("{from:>5} {row}");
+        }
     }
     for i in 0..lab.nodes.len() {
         println!(
@@ -104,7 +115,7 @@ fn demo() -> Result<()> {
     }
     converged.context("some pods cannot reach each other")?;
     println!(
-        "\nall {} pod pairs reach each other ({:.1?} since start)",
+        "\nall {} pod-to-address pings succeed ({:.1?} since start)",
         matrix.len(),
         start.elapsed()
     );
