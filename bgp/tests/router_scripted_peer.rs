@@ -365,6 +365,87 @@ async fn route_refresh_gets_the_whole_table_again() {
     }
 }
 
+/// The next message that is not a KEEPALIVE.
+async fn next_non_keepalive(peer: &mut Scripted) -> Message {
+    loop {
+        match peer.recv().await {
+            Message::Keepalive => {}
+            other => return other,
+        }
+    }
+}
+
+fn refresh(subtype: RouteRefreshSubtype) -> Message {
+    Message::RouteRefresh(RouteRefresh {
+        afi: Afi::IPV4,
+        subtype,
+        safi: Safi::UNICAST,
+    })
+}
+
+#[tokio::test]
+async fn an_enhanced_route_refresh_answer_is_framed_by_borr_and_eorr() {
+    let (r, at) = tabby(None).await;
+    let attrs = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::default()),
+        local_pref: Some(100),
+        ..PathAttributes::default()
+    };
+    r.originate(p("10.8.0.0/24"), attrs, NextHop::V4(TABBY_NEXT_HOP))
+        .await
+        .unwrap();
+    let mut peer = Scripted::connect(at, vec![Capability::EnhancedRouteRefresh]).await;
+    assert!(peer.ctx.enhanced_route_refresh, "both sides announce it");
+    assert_eq!(peer.recv_update().await.nlri.len(), 1);
+    assert!(peer.recv_update().await.end_of_rib_family().is_some());
+    peer.send(&refresh(RouteRefreshSubtype::Request)).await;
+    assert_eq!(
+        next_non_keepalive(&mut peer).await,
+        refresh(RouteRefreshSubtype::BeginningOfRouteRefresh)
+    );
+    let Message::Update(again) = next_non_keepalive(&mut peer).await else {
+        panic!("the table between BoRR and EoRR")
+    };
+    assert_eq!(again.nlri[0].prefix.to_string(), "10.8.0.0/24");
+    assert_eq!(
+        next_non_keepalive(&mut peer).await,
+        refresh(RouteRefreshSubtype::EndOfRouteRefresh)
+    );
+}
+
+#[tokio::test]
+async fn routes_missing_between_a_peers_borr_and_eorr_are_purged() {
+    let (r, at) = tabby(None).await;
+    let mut peer = Scripted::connect(at, vec![Capability::EnhancedRouteRefresh]).await;
+    peer.announce(&["10.1.0.0/24", "10.2.0.0/24"]).await;
+    peer.end_of_rib().await;
+    wait_for("both routes", async || {
+        has(&r, "10.1.0.0/24").await && has(&r, "10.2.0.0/24").await
+    })
+    .await;
+    // tabby asks; the peer answers with only one of them.
+    assert!(r.refresh(loopback(), Family::Ipv4Unicast).await.unwrap());
+    loop {
+        if let Message::RouteRefresh(_) = next_non_keepalive(&mut peer).await {
+            break;
+        }
+    }
+    peer.send(&refresh(RouteRefreshSubtype::BeginningOfRouteRefresh))
+        .await;
+    peer.announce(&["10.1.0.0/24"]).await;
+    // Between BoRR and EoRR the old routes still forward.
+    assert!(has(&r, "10.2.0.0/24").await, "kept until the EoRR");
+    peer.send(&refresh(RouteRefreshSubtype::EndOfRouteRefresh))
+        .await;
+    wait_for("10.2.0.0/24 purged at EoRR", async || {
+        !has(&r, "10.2.0.0/24").await
+    })
+    .await;
+    assert!(has(&r, "10.1.0.0/24").await, "announced again: kept");
+    assert_eq!(routes(&r).await.stale, 0);
+}
+
 #[tokio::test]
 async fn max_prefix_closes_with_cease_6_1_carrying_afi_safi_and_the_bound() {
     let limit = MaxPrefix {

@@ -7,6 +7,10 @@
 //! served on the port names this instance's unique member name *and* the
 //! child process is still alive, so a server that lost the port race and
 //! died is detected and restarted on other ports.
+//!
+//! [`Etcd::start_tls`] serves HTTPS with client-certificate authentication:
+//! a throw-away CA, server and client certificates are made with the
+//! `openssl` command in the server's directory ([`TlsFiles`]).
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
@@ -21,6 +25,93 @@ use crate::Netns;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The certificates of a TLS etcd: the CA, the server's (SAN 127.0.0.1)
+/// and a client's, each with its key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Make a CA and, signed by it, a server certificate for `host` and a
+    /// client certificate, in `dir` (P-256 keys, valid one day).
+    pub fn generate(dir: &std::path::Path, host: IpAddr) -> Result<TlsFiles> {
+        std::fs::create_dir_all(dir)?;
+        let p = |name: &str| dir.join(name);
+        let s = |path: &PathBuf| path.to_string_lossy().into_owned();
+        let files = TlsFiles {
+            ca: p("ca.crt"),
+            server_cert: p("server.crt"),
+            server_key: p("server.key"),
+            client_cert: p("client.crt"),
+            client_key: p("client.key"),
+        };
+        let ca_key = p("ca.key");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        let mut ca = vec!["req", "-x509", "-nodes", "-days", "1"];
+        ca.extend(ec);
+        let (ca_key_s, ca_s) = (s(&ca_key), s(&files.ca));
+        ca.extend([
+            "-keyout",
+            &ca_key_s,
+            "-out",
+            &ca_s,
+            "-subj",
+            "/CN=tabby-test-ca",
+        ]);
+        crate::run("openssl", &ca)?;
+        for (name, cert, key, ext) in [
+            (
+                "server",
+                &files.server_cert,
+                &files.server_key,
+                format!("subjectAltName=IP:{host}\nextendedKeyUsage=serverAuth\n"),
+            ),
+            (
+                "client",
+                &files.client_cert,
+                &files.client_key,
+                "extendedKeyUsage=clientAuth\n".to_string(),
+            ),
+        ] {
+            let csr = p(&format!("{name}.csr"));
+            let extfile = p(&format!("{name}.ext"));
+            std::fs::write(&extfile, ext)?;
+            let (key_s, csr_s, cert_s, ext_s) = (s(key), s(&csr), s(cert), s(&extfile));
+            let subj = format!("/CN=tabby-test-{name}");
+            let mut req = vec!["req", "-nodes"];
+            req.extend(ec);
+            req.extend(["-keyout", &key_s, "-out", &csr_s, "-subj", &subj]);
+            crate::run("openssl", &req)?;
+            crate::run(
+                "openssl",
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr_s,
+                    "-CA",
+                    &ca_s,
+                    "-CAkey",
+                    &ca_key_s,
+                    "-CAcreateserial",
+                    "-days",
+                    "1",
+                    "-out",
+                    &cert_s,
+                    "-extfile",
+                    &ext_s,
+                ],
+            )?;
+        }
+        Ok(files)
+    }
+}
+
 /// A running etcd server owned by the test.
 #[derive(Debug)]
 pub struct Etcd {
@@ -30,6 +121,8 @@ pub struct Etcd {
     peer_port: u16,
     netns: Option<String>,
     dir: PathBuf,
+    /// Set: HTTPS with client-certificate authentication.
+    tls: Option<TlsFiles>,
     child: Option<Child>,
 }
 
@@ -60,6 +153,32 @@ impl Etcd {
         Ok(etcd)
     }
 
+    /// Start etcd on free ports of 127.0.0.1 serving HTTPS only, and
+    /// requiring a client certificate signed by its CA ([`Etcd::tls`]).
+    pub fn start_tls() -> Result<Etcd> {
+        let mut last = None;
+        for _ in 0..5 {
+            let (client_port, peer_port) = free_port_pair()?;
+            let mut etcd = Etcd::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                client_port,
+                peer_port,
+                None,
+            );
+            etcd.tls = Some(TlsFiles::generate(&etcd.dir.join("tls"), etcd.host)?);
+            match etcd.start_again() {
+                Ok(()) => return Ok(etcd),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
+    }
+
+    /// The certificates, for an etcd started with [`Etcd::start_tls`].
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
     /// Start etcd inside `ns`, listening on `host` (an address of the
     /// namespace) at ports 2379 (clients) and 2380 (peers), so that
     /// processes in other namespaces of the lab can reach it.
@@ -80,13 +199,18 @@ impl Etcd {
             peer_port,
             netns,
             dir,
+            tls: None,
             child: None,
         }
     }
 
-    /// The client URL, e.g. `http://127.0.0.1:40123`.
+    /// The client URL, e.g. `http://127.0.0.1:40123` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        url(self.host, self.client_port)
+        let plain = url(self.host, self.client_port);
+        match self.tls {
+            Some(_) => plain.replacen("http://", "https://", 1),
+            None => plain,
+        }
     }
 
     /// The server's PID, while it runs.
@@ -139,6 +263,17 @@ impl Etcd {
                 "--initial-cluster-state",
                 "new",
             ])
+            .args(self.tls.iter().flat_map(|t| {
+                [
+                    "--cert-file".into(),
+                    t.server_cert.clone().into_os_string(),
+                    "--key-file".into(),
+                    t.server_key.clone().into_os_string(),
+                    "--client-cert-auth".into(),
+                    "--trusted-ca-file".into(),
+                    t.ca.clone().into_os_string(),
+                ]
+            }))
             .args([
                 "--logger",
                 "zap",
@@ -172,7 +307,19 @@ impl Etcd {
     /// Run `etcdctl` against this server (in its namespace, if any).
     pub fn etcdctl(&self, args: &[&str]) -> Result<String> {
         let endpoint = self.endpoint();
+        let tls: Vec<String> = self
+            .tls
+            .iter()
+            .flat_map(|t| {
+                [
+                    format!("--cacert={}", t.ca.display()),
+                    format!("--cert={}", t.client_cert.display()),
+                    format!("--key={}", t.client_key.display()),
+                ]
+            })
+            .collect();
         let mut all = vec!["--endpoints", &endpoint, "--dial-timeout", "1s"];
+        all.extend(tls.iter().map(String::as_str));
         all.extend_from_slice(args);
         match &self.netns {
             Some(ns) => {

@@ -667,6 +667,13 @@ fn frr_soft_in_gets_our_table_again_and_we_can_ask_frr_for_its_own() {
             .is_some_and(|r| r.advertised == 3 && r.pending == 0)
     );
 
+    // Both sides announce enhanced route refresh (RFC 7313), so tabby's
+    // answer is framed by BoRR and EoRR, which FRR takes without a fuss.
+    assert_eq!(
+        frr_before["neighborCapabilities"]["enhancedRouteRefresh"], "advertisedAndReceived",
+        "{}",
+        frr_before["neighborCapabilities"]
+    );
     // FRR asks (ROUTE-REFRESH); tabby sends its three routes again.
     frr.vtysh(&format!("clear bgp ipv4 unicast {TABBY} soft in"))
         .unwrap();

@@ -57,6 +57,16 @@ struct Cli {
     /// etcd endpoints, comma-separated (datastore verbs).
     #[arg(long, env = "ETCD_ENDPOINTS", value_delimiter = ',', global = true)]
     etcd_endpoints: Vec<String>,
+    /// etcd client TLS (as tabby-node's): the CA of etcd's server
+    /// certificate; any of the three turns TLS on (https:// endpoints).
+    #[arg(long, env = "ETCD_CA_CERT_FILE", global = true)]
+    etcd_ca_cert_file: Option<PathBuf>,
+    /// Client certificate for mutual TLS (with --etcd-key-file).
+    #[arg(long, env = "ETCD_CERT_FILE", global = true)]
+    etcd_cert_file: Option<PathBuf>,
+    /// Client key for mutual TLS (with --etcd-cert-file).
+    #[arg(long, env = "ETCD_KEY_FILE", global = true)]
+    etcd_key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -151,15 +161,26 @@ fn read_input(file: &Path) -> Result<String, CtlError> {
     }
 }
 
+/// The etcd client settings from the options.
+fn etcd_config(cli: &Cli) -> ipam::EtcdConfig {
+    let mut c = ipam::EtcdConfig::new(cli.etcd_endpoints.clone());
+    c.tls = ipam::EtcdTls::from_files(
+        cli.etcd_ca_cert_file.clone(),
+        cli.etcd_cert_file.clone(),
+        cli.etcd_key_file.clone(),
+    );
+    c
+}
+
 /// Connect to etcd and run `verb` against IPAM and the store.
 fn with_etcd<T, F>(
-    endpoints: &[String],
+    config: &ipam::EtcdConfig,
     verb: impl FnOnce(ipam::Ipam<ipam::EtcdStore>) -> F,
 ) -> Result<T, CtlError>
 where
     F: std::future::Future<Output = Result<T, CtlError>>,
 {
-    if endpoints.is_empty() {
+    if config.endpoints.is_empty() {
         return Err(CtlError::Usage(
             "ETCD_ENDPOINTS (or --etcd-endpoints) is required for this command".into(),
         ));
@@ -172,13 +193,13 @@ where
             reason: e.to_string(),
         })?;
     rt.block_on(async {
-        let store = ipam::EtcdStore::connect(&ipam::EtcdConfig::new(endpoints.to_vec())).await?;
+        let store = ipam::EtcdStore::connect(config).await?;
         verb(ipam::Ipam::new(store)).await
     })
 }
 
 fn datastore(cli: &Cli) -> Result<String, CtlError> {
-    let endpoints = &cli.etcd_endpoints;
+    let endpoints = &etcd_config(cli);
     match &cli.command {
         Command::Apply { file } => {
             let resources = agent::node::apply::parse(&read_input(file)?)?;

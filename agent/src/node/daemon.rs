@@ -13,7 +13,7 @@ use bgp::session::Negotiated;
 use bgp::session::SessionConfig;
 use bgp::speaker::{self, PeerConfig, PeerStatus, SessionEvent, SpeakerConfig, SpeakerHandle};
 use bgp::wire::capability::{GracefulRestart, GracefulRestartFamily};
-use bgp::wire::{Afi, Capability, Message, Safi};
+use bgp::wire::{Afi, Capability, Message, RouteRefreshSubtype, Safi};
 use ipam::{AffinityState, EtcdStore, Ipam, TunnelKind};
 use ipnet::IpNet;
 use tokio::sync::{broadcast, watch};
@@ -43,6 +43,9 @@ const GR_RESTART_TIME: u16 = 120;
 const UPDATE_ROUND_DELAY: Duration = Duration::from_millis(50);
 /// How long a session closed for exceeding BGPPeer `maxPrefix` stays down.
 const MAX_PREFIX_RESTART: Duration = Duration::from_secs(30);
+/// How long a peer's routes stay stale after its BoRR if no EoRR comes
+/// (RFC 7313 §4 lets the receiver bound the wait; FRR's stale-path-time).
+const REFRESH_STALE_TIME: Duration = Duration::from_secs(360);
 /// Calico's default AS for nodes and the cluster.
 const DEFAULT_ASN: u32 = 64512;
 
@@ -483,8 +486,22 @@ impl Daemon {
                     self.rib.peer_down(&peer, graceful)?;
                 }
             }
-            SessionEvent::Received { peer, message } => {
-                if let Message::Update(u) = *message {
+            SessionEvent::Received { peer, message } => match *message {
+                Message::RouteRefresh(rr) => {
+                    let Some(family) = bgp::wire::Family::from_afi_safi(rr.afi, rr.safi) else {
+                        return Ok(());
+                    };
+                    if rr.subtype == RouteRefreshSubtype::Request {
+                        // RFC 2918: our whole table of that family again.
+                        self.rib.resend(&peer, family)?;
+                        self.flush(peer).await?;
+                    } else {
+                        // The peer's BoRR / EoRR (RFC 7313 §4).
+                        let until = std::time::Instant::now() + REFRESH_STALE_TIME;
+                        self.rib.refresh_marker(&peer, family, rr.subtype, until)?;
+                    }
+                }
+                Message::Update(u) => {
                     if u.end_of_rib_family().is_some() {
                         self.eor_received.insert(peer);
                     }
@@ -500,7 +517,8 @@ impl Daemon {
                         }
                     }
                 }
-            }
+                _ => {}
+            },
             SessionEvent::StateChanged { .. } => {}
         }
         Ok(())
@@ -512,8 +530,24 @@ impl Daemon {
             return Ok(());
         };
         let out = self.rib.flush(&peer, &ctx)?;
+        // An answer to an enhanced route refresh goes between BoRR and
+        // EoRR (RFC 7313 §4).
+        for family in &out.refreshed {
+            self.speaker
+                .send_route_refresh_subtype(
+                    peer,
+                    *family,
+                    RouteRefreshSubtype::BeginningOfRouteRefresh,
+                )
+                .await?;
+        }
         for u in out.updates(&ctx)? {
             self.speaker.send_update(peer, u).await?;
+        }
+        for family in &out.refreshed {
+            self.speaker
+                .send_route_refresh_subtype(peer, *family, RouteRefreshSubtype::EndOfRouteRefresh)
+                .await?;
         }
         Ok(())
     }

@@ -232,6 +232,18 @@ impl AdjRibIn {
         removed
     }
 
+    /// A BoRR for `family` arrived (RFC 7313 §4): its routes become stale
+    /// until announced again; the EoRR ([`AdjRibIn::end_of_rib`]) purges
+    /// the rest, or the deadline does if the EoRR never comes.
+    pub fn begin_refresh(&mut self, family: Family, deadline: Instant) {
+        for (k, r) in self.routes.iter_mut() {
+            if k.prefix.family() == family {
+                r.stale = true;
+            }
+        }
+        self.stale_deadline = Some(self.stale_deadline.map_or(deadline, |d| d.min(deadline)));
+    }
+
     /// Moves the stale deadline (for example to a stale-path timer once
     /// the session is back, RFC 4724 §4.2).
     pub fn set_stale_deadline(&mut self, deadline: Instant) {

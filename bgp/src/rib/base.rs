@@ -11,8 +11,11 @@
 //! helper (RFC 4724 §4.2) keeps a restarting peer's routes, stale, until
 //! its End-of-RIB or the deadline the caller passes. Locally originated
 //! routes enter the Loc-RIB directly. A ROUTE-REFRESH (RFC 2918) queues
-//! a peer's whole Adj-RIB-Out again ([`Rib::resend`]); max-prefix limits
-//! are checked on demand ([`Rib::check_max_prefix`]).
+//! a peer's whole Adj-RIB-Out again ([`Rib::resend`]); with enhanced
+//! route refresh (RFC 7313) the answer is framed by BoRR/EoRR
+//! ([`Outbound::refreshed`]), and a peer's own BoRR/EoRR mark and purge
+//! its routes ([`Rib::refresh_marker`]). Max-prefix limits are checked on
+//! demand ([`Rib::check_max_prefix`]).
 //!
 //! Single owner: one task holds the `Rib` and calls it; nothing is shared
 //! or locked. Time is only ever an argument.
@@ -23,7 +26,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::wire::{Context, Families, Family, NextHop, PathAttributes, Update};
+use crate::wire::{
+    Context, Families, Family, NextHop, PathAttributes, RouteRefreshSubtype, Update,
+};
 
 use super::RibError;
 use super::adj_rib_in::{AdjRibIn, RouteKey};
@@ -50,6 +55,9 @@ struct Peer {
     /// Families whose End-of-RIB is still to be sent after the initial
     /// table.
     eor_due: Families,
+    /// Families of a ROUTE-REFRESH request being answered: with enhanced
+    /// route refresh, the next flush is framed by BoRR and EoRR.
+    refresh_due: Families,
     adj_in: AdjRibIn,
     adj_out: AdjRibOut,
     /// Families over their max-prefix limit, already reported.
@@ -154,6 +162,7 @@ impl Rib {
                     up: false,
                     families: Families::NONE,
                     eor_due: Families::NONE,
+                    refresh_due: Families::NONE,
                     adj_in: AdjRibIn::new(),
                     adj_out: AdjRibOut::new(),
                     over_limit: Families::NONE,
@@ -199,6 +208,7 @@ impl Rib {
         peer.up = true;
         peer.families = families;
         peer.eor_due = families;
+        peer.refresh_due = Families::NONE;
         peer.adj_out.clear();
         peer.over_limit = Families::NONE;
         self.export_all(address);
@@ -242,7 +252,43 @@ impl Rib {
         if !peer.up || !peer.families.contains(family) {
             return Ok(0);
         }
+        peer.refresh_due.insert(family);
         Ok(peer.adj_out.resend(family))
+    }
+
+    /// The peer sent a BoRR or EoRR for `family` (RFC 7313 §4): at BoRR
+    /// its routes of that family become stale (kept and used until
+    /// `stale_until` at the latest, or until announced again); at EoRR
+    /// those still stale are purged. Returns the best-path changes; a
+    /// request or unknown subtype changes nothing (§5: ignored).
+    pub fn refresh_marker(
+        &mut self,
+        address: &IpAddr,
+        family: Family,
+        subtype: RouteRefreshSubtype,
+        stale_until: Instant,
+    ) -> Result<Vec<BestPathChange>, RibError> {
+        let peer = self
+            .peers
+            .get_mut(address)
+            .ok_or(RibError::UnknownPeer(*address))?;
+        if !peer.up || !peer.families.contains(family) {
+            return Ok(Vec::new());
+        }
+        let removed = match subtype {
+            RouteRefreshSubtype::BeginningOfRouteRefresh => {
+                peer.adj_in.begin_refresh(family, stale_until);
+                return Ok(Vec::new());
+            }
+            RouteRefreshSubtype::EndOfRouteRefresh => peer.adj_in.end_of_rib(family),
+            RouteRefreshSubtype::Request | RouteRefreshSubtype::Other(_) => {
+                return Ok(Vec::new());
+            }
+        };
+        let source = Arc::clone(&peer.source);
+        let changes = self.remove_paths(&source, &removed);
+        self.propagate(&changes);
+        Ok(changes)
     }
 
     /// Checks the peer's Adj-RIB-In against its max-prefix limit: the
@@ -426,9 +472,16 @@ impl Rib {
             .into_iter()
             .filter(|f| peer.eor_due.contains(*f))
             .collect();
-        let out = build(peer.adj_out.pending(), &eor, ctx)?;
+        let mut out = build(peer.adj_out.pending(), &eor, ctx)?;
         peer.adj_out.commit();
         peer.eor_due = Families::NONE;
+        if ctx.enhanced_route_refresh {
+            out.refreshed = Family::ALL
+                .into_iter()
+                .filter(|f| peer.refresh_due.contains(*f))
+                .collect();
+        }
+        peer.refresh_due = Families::NONE;
         Ok(out)
     }
 

@@ -34,12 +34,17 @@ pub struct Outbound {
     pub announced: usize,
     /// Prefixes withdrawn.
     pub withdrawn: usize,
+    /// Families whose ROUTE-REFRESH request this answers, on a session
+    /// with enhanced route refresh (RFC 7313 §4): the sender puts a BoRR
+    /// for each before `bytes` and an EoRR after — also when `bytes` is
+    /// empty, so the peer purges what it no longer gets.
+    pub refreshed: Vec<Family>,
 }
 
 impl Outbound {
     /// Whether there is nothing to send.
     pub fn is_empty(&self) -> bool {
-        self.messages == 0
+        self.messages == 0 && self.refreshed.is_empty()
     }
 
     /// The same messages as typed UPDATEs (read back with the peer's view

@@ -40,7 +40,8 @@ impl SessionConfig {
     /// A configuration with tabby's defaults: hold time 90 s (keepalive
     /// 30 s), connect retry 5 s, no DelayOpen, active, IdleHold 1 s → 120 s,
     /// and the capabilities every peer of a Calico node expects: IPv4
-    /// unicast (multiprotocol), route refresh and 4-octet AS. BIRD refuses
+    /// unicast (multiprotocol), route refresh (also enhanced, RFC 7313)
+    /// and 4-octet AS. BIRD refuses
     /// an OPEN without the multiprotocol capability for its channel (2/7).
     pub fn new(local_as: u32, remote_as: u32, local_id: Ipv4Addr) -> SessionConfig {
         SessionConfig {
@@ -60,6 +61,7 @@ impl SessionConfig {
                     safi: Safi::UNICAST,
                 },
                 Capability::RouteRefresh,
+                Capability::EnhancedRouteRefresh,
                 Capability::FourOctetAs(local_as),
             ],
             required_capabilities: Vec::new(),

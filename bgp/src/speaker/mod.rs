@@ -236,9 +236,23 @@ impl SpeakerHandle {
         addr: IpAddr,
         family: Family,
     ) -> Result<bool, SpeakerError> {
+        self.send_route_refresh_subtype(addr, family, RouteRefreshSubtype::Request)
+            .await
+    }
+
+    /// Send a ROUTE-REFRESH of `subtype`: a request (needs route refresh
+    /// negotiated), or the BoRR / EoRR that frame an answer (need enhanced
+    /// route refresh, RFC 7313). `Ok(false)` if the peer is not
+    /// Established or did not negotiate it.
+    pub async fn send_route_refresh_subtype(
+        &self,
+        addr: IpAddr,
+        family: Family,
+        subtype: RouteRefreshSubtype,
+    ) -> Result<bool, SpeakerError> {
         let refresh = RouteRefresh {
             afi: family.afi(),
-            subtype: RouteRefreshSubtype::Request,
+            subtype,
             safi: family.safi(),
         };
         self.ask_peer(addr, move |tx| PeerCommand::SendRouteRefresh(refresh, tx))

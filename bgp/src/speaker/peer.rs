@@ -186,7 +186,13 @@ impl PeerTask {
                 let _ = reply.send(sent);
             }
             PeerCommand::SendRouteRefresh(refresh, reply) => {
-                let supported = self.session.negotiated().is_some_and(|n| n.route_refresh);
+                let supported = self.session.negotiated().is_some_and(|n| {
+                    if refresh.subtype == crate::wire::RouteRefreshSubtype::Request {
+                        n.route_refresh
+                    } else {
+                        n.context.enhanced_route_refresh
+                    }
+                });
                 let sent = match self.established_conn() {
                     Some(conn) if supported => {
                         self.send(conn, &Message::RouteRefresh(refresh));

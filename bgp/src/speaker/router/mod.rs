@@ -61,7 +61,8 @@ pub struct RouterConfig {
     /// How long after the first change the Adj-RIBs-Out are flushed.
     pub coalesce: Duration,
     /// How long a restarted peer's stale routes wait for its End-of-RIB
-    /// once its session is back (FRR's `stale-path-time`, 360 s).
+    /// once its session is back (FRR's `stale-path-time`, 360 s); also the
+    /// bound on waiting for an EoRR after a peer's BoRR (RFC 7313 §4).
     pub stale_path_time: Duration,
     /// How many router events a slow subscriber may fall behind by.
     pub event_buffer: usize,

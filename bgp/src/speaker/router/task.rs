@@ -135,12 +135,36 @@ impl RouterTask {
                 continue;
             }
             // Not sent means that session is gone: its Down event follows
-            // and the next session gets the whole table.
+            // and the next session gets the whole table. An answer to an
+            // enhanced route refresh goes between BoRR and EoRR (RFC 7313
+            // §4); one peer's commands keep their order.
+            for family in &out.refreshed {
+                let _ = self
+                    .speaker
+                    .send_route_refresh_subtype(
+                        peer,
+                        *family,
+                        RouteRefreshSubtype::BeginningOfRouteRefresh,
+                    )
+                    .await;
+            }
             let messages = u64::try_from(out.messages).unwrap_or(u64::MAX);
-            let _ = self
-                .speaker
-                .send_encoded(peer, session, out.bytes, messages)
-                .await;
+            if messages > 0 {
+                let _ = self
+                    .speaker
+                    .send_encoded(peer, session, out.bytes, messages)
+                    .await;
+            }
+            for family in &out.refreshed {
+                let _ = self
+                    .speaker
+                    .send_route_refresh_subtype(
+                        peer,
+                        *family,
+                        RouteRefreshSubtype::EndOfRouteRefresh,
+                    )
+                    .await;
+            }
         }
     }
 
@@ -326,6 +350,16 @@ impl RouterTask {
                             .and_then(|f| self.rib.resend(&peer, f).ok());
                         if queued.is_some() {
                             self.schedule_flush();
+                        }
+                    }
+                    Message::RouteRefresh(rr) => {
+                        // BoRR / EoRR of the peer's answer to our request.
+                        let until = Instant::now() + self.config.stale_path_time;
+                        let changes = Family::from_afi_safi(rr.afi, rr.safi).and_then(|f| {
+                            self.rib.refresh_marker(&peer, f, rr.subtype, until).ok()
+                        });
+                        if let Some(changes) = changes {
+                            self.publish(changes);
                         }
                     }
                     _ => {}
