@@ -1042,3 +1042,58 @@ fn a_route_reflector_node_replaces_the_mesh() {
     )
     .unwrap_or_else(|e| panic!("{e}: {last:?}"));
 }
+
+#[test]
+fn pods_across_subnets_reach_each_other_over_ipip_where_the_kernel_has_it() {
+    let test = "pods_across_subnets_reach_each_other_over_ipip_where_the_kernel_has_it";
+    if !agent::dataplane::encap::kernel_has_ipip() {
+        harness::skip_for_kernel_feature(test, "ipip (CONFIG_NET_IPIP)");
+        return;
+    }
+    if !require_live(test, &["ip", "ping", "etcd"]) {
+        return;
+    }
+    let opts = LabOptions {
+        vxlan: "Never".into(),
+        ipip: "CrossSubnet".into(),
+        pool6: None,
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start("ipip", opts).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    for i in 0..3 {
+        lab.add_pod(i, &format!("n{}a", i + 1)).unwrap();
+    }
+    let mut last = Vec::new();
+    let all = wait_until("the IPIP ping matrix", Duration::from_secs(30), || {
+        last = lab.ping_matrix();
+        Ok(last.iter().all(|(_, _, ok)| *ok))
+    });
+    assert!(all.is_ok(), "unreachable: {last:?}");
+    // n3 (other subnet) through tunl0 onlink, n2 (same subnet) directly.
+    let block_of = |i: usize| match lab.nodes[i].pods[0].ip {
+        std::net::IpAddr::V4(a) => ipnet::Ipv4Net::new(a, 26).unwrap().trunc().to_string(),
+        _ => unreachable!(),
+    };
+    let n3 = lab.nodes[0]
+        .ns
+        .ip(&["route", "show", &block_of(2)])
+        .unwrap();
+    assert!(
+        n3.contains("via 10.201.0.3 dev tunl0") && n3.contains("onlink"),
+        "{n3}"
+    );
+    let n2 = lab.nodes[0]
+        .ns
+        .ip(&["route", "show", &block_of(1)])
+        .unwrap();
+    assert!(n2.contains("via 10.200.0.2 dev eth0"), "{n2}");
+    let tunl0 = lab.nodes[0]
+        .ns
+        .ip(&["-o", "addr", "show", "dev", "tunl0"])
+        .unwrap();
+    assert!(
+        tunl0.contains("/32"),
+        "the node's IPIP tunnel address: {tunl0}"
+    );
+}

@@ -192,6 +192,32 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         };
         vxlan6 = Some(tunnel);
     }
+    // IPIP, if an IPv4 pool wants it (start-up refused it above on a
+    // kernel without ipip): tunl0 with the node's IPIP tunnel address.
+    let mut ipip_tunnel = None;
+    let mut ipip_index = None;
+    if pools
+        .iter()
+        .any(|p| p.cidr.addr().is_ipv4() && p.ipip_mode != ipam::EncapMode::Never)
+        && kernel_has_ipip()
+    {
+        let assigned = ipam
+            .assign_tunnel_address(&cfg.nodename, TunnelKind::Ipip, &node_labels)
+            .await
+            .context("IPIP tunnel address")?;
+        let IpAddr::V4(tunnel) = assigned.ip else {
+            bail!("IPv4 tunnel address expected")
+        };
+        let index = crate::dataplane::ipip::ensure_tunl0(
+            &handle,
+            uplink_mtu.saturating_sub(20),
+            Some(IpNet::new(IpAddr::V4(tunnel), 32)?),
+        )
+        .await?;
+        tracing::info!(%tunnel, "tunl0 up");
+        ipip_tunnel = Some(tunnel);
+        ipip_index = Some(index);
+    }
     let mac = (vxlan4.is_some() || vxlan6.is_some()).then(|| vtep_mac(&cfg.nodename));
     if let Some(mac) = mac {
         let mut tunnel_addresses = Vec::new();
@@ -232,6 +258,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
             vxlan: vxlan4,
             vxlan6,
             vtep_mac: mac,
+            ipip: ipip_tunnel,
             labels,
         },
     )
@@ -246,7 +273,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         let vxlan = vxlan4
             .zip(mac)
             .map(|(t, mac)| (t, super::registration::mac_text(mac)));
-        super::kubernetes::annotate(link, address, asn, vxlan).await;
+        super::kubernetes::annotate(link, address, asn, vxlan, ipip_tunnel).await;
         super::kubernetes::spawn_gc(link, store.clone(), &cfg);
         super::kubernetes::spawn_cni_kubeconfig(&cfg);
     }
@@ -339,7 +366,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         node_subnet: IpNet::V4(address),
         node_subnet6: address6.map(IpNet::V6),
         uplink,
-        ipip: None,
+        ipip: ipip_index,
         vxlan: vxlan_index,
     };
     let (me_asn, me_id, me_cluster) = (me.asn, me.address.addr(), me.rr_cluster_id);

@@ -89,12 +89,13 @@ pub async fn annotate(
     address: Ipv4Net,
     asn: u32,
     vxlan: Option<(std::net::Ipv4Addr, String)>,
+    ipip: Option<std::net::Ipv4Addr>,
 ) {
     let annotations = NodeAnnotations {
         ipv4_address: Some(address),
         as_number: Some(asn),
         ipv4_vxlan_tunnel_addr: vxlan.as_ref().map(|v| v.0),
-        ipv4_ipip_tunnel_addr: None,
+        ipv4_ipip_tunnel_addr: ipip,
         vxlan_tunnel_mac_addr: vxlan.map(|v| v.1),
     };
     match node::annotate(&link.client, &link.node, &annotations).await {

@@ -160,6 +160,8 @@ pub struct Registration<'a> {
     pub vxlan: Option<Ipv4Addr>,
     pub vxlan6: Option<Ipv6Addr>,
     pub vtep_mac: Option<[u8; 6]>,
+    /// The IPIP tunnel address on tunl0 (`bgp.ipv4IPIPTunnelAddr`).
+    pub ipip: Option<Ipv4Addr>,
     /// The Kubernetes Node's labels, when in a cluster: they replace the
     /// resource's labels, which pool `nodeSelector`s match; `None` keeps
     /// them.
@@ -196,6 +198,9 @@ pub async fn register(
         bgp.ipv4_address = Some(me.address.to_string());
         bgp.ipv6_address = me.address6.map(|a| a.to_string());
         bgp.as_number = Some(me.asn);
+        if let Some(tunnel) = me.ipip {
+            bgp.ipv4_ipip_tunnel_addr = Some(tunnel.to_string());
+        }
         if let Some(tunnel) = me.vxlan {
             node.spec.ipv4_vxlan_tunnel_addr = Some(tunnel.to_string());
         }

@@ -7,6 +7,9 @@
 //!
 //! It stays up until Ctrl-C (or SIGTERM), then removes everything it made.
 //! `--once` tears down right after the matrix (for scripts and CI).
+//! `--ipip` carries the cross-subnet IPv4 traffic over IPIP instead of
+//! VXLAN (the IPv6 pool stays on VXLAN); it needs the kernel's `ipip`
+//! module.
 
 use std::time::{Duration, Instant};
 
@@ -46,11 +49,35 @@ fn demo() -> Result<()> {
         "needs root, iproute2, ping and etcd"
     );
     let once = std::env::args().any(|a| a == "--once");
+    let ipip = std::env::args().any(|a| a == "--ipip");
+    let has_ipip = agent::dataplane::encap::kernel_has_ipip();
+    ensure!(
+        !ipip || has_ipip,
+        "--ipip: this kernel has no ipip module (CONFIG_NET_IPIP); run without --ipip for VXLAN"
+    );
+    let mut opts = LabOptions::default();
+    if ipip {
+        opts.vxlan = "Never".into();
+        opts.ipip = "CrossSubnet".into();
+    }
+    println!(
+        "IPv4 pool {} (vxlanMode {}, ipipMode {}); IPv6 pool {} (vxlanMode {}){}",
+        opts.pool,
+        opts.vxlan,
+        opts.ipip,
+        opts.pool6.as_deref().unwrap_or("-"),
+        opts.vxlan6,
+        if has_ipip || ipip {
+            ""
+        } else {
+            "; IPIP: not available on this kernel (no ipip module)"
+        }
+    );
     let start = Instant::now();
     println!(
         "building the lab: n1, n2 on 10.200.0.0/24 + fd00:200::/64; n3 on 10.201.0.0/24 + fd00:201::/64 behind a router; etcd at 10.200.0.100"
     );
-    let mut lab = Lab::start("demo", LabOptions::default())?;
+    let mut lab = Lab::start("demo", opts)?;
     lab.wait_mesh(Duration::from_secs(60))
         .context("node-to-node mesh")?;
     println!("mesh Established after {:.1?}", start.elapsed());
