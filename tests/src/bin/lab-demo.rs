@@ -11,7 +11,16 @@
 //! VXLAN (the IPv6 pool stays on VXLAN); it needs the kernel's `ipip`
 //! module.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
+
+/// `println!` that ignores a closed stdout (`lab-demo | head`): a panic
+/// there would skip tearing the lab down.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 use anyhow::{Context, Result, ensure};
 use harness::lab::{Lab, LabOptions};
@@ -33,7 +42,7 @@ fn main() -> Result<()> {
                         _ = tokio::signal::ctrl_c() => {}
                         _ = term.recv() => {}
                     }
-                    println!("\ninterrupted: removing the lab");
+                    out!("\ninterrupted: removing the lab");
                     harness::netns::remove_everything_of(std::process::id());
                     std::process::exit(130);
                 }
@@ -60,7 +69,7 @@ fn demo() -> Result<()> {
         opts.vxlan = "Never".into();
         opts.ipip = "CrossSubnet".into();
     }
-    println!(
+    out!(
         "IPv4 pool {} (vxlanMode {}, ipipMode {}); IPv6 pool {} (vxlanMode {}){}",
         opts.pool,
         opts.vxlan,
@@ -74,13 +83,13 @@ fn demo() -> Result<()> {
         }
     );
     let start = Instant::now();
-    println!(
+    out!(
         "building the lab: n1, n2 on 10.200.0.0/24 + fd00:200::/64; n3 on 10.201.0.0/24 + fd00:201::/64 behind a router; etcd at 10.200.0.100"
     );
     let mut lab = Lab::start("demo", opts)?;
     lab.wait_mesh(Duration::from_secs(60))
         .context("node-to-node mesh")?;
-    println!("mesh Established after {:.1?}", start.elapsed());
+    out!("mesh Established after {:.1?}", start.elapsed());
     for i in 0..lab.nodes.len() {
         for pod in ["a", "b"] {
             let name = format!("{}{pod}", lab.nodes[i].name);
@@ -90,7 +99,7 @@ fn demo() -> Result<()> {
                 .last()
                 .and_then(|p| p.ip6)
                 .map_or(String::new(), |a| format!(" and {a}"));
-            println!(
+            out!(
                 "pod {name:<4} on {} got {ip}{ip6} (tabby-cni ADD)",
                 lab.nodes[i].name
             );
@@ -110,8 +119,8 @@ fn demo() -> Result<()> {
         if !matrix.iter().any(|(_, t, _)| t.ends_with(suffix)) {
             continue;
         }
-        println!("{family} ping matrix (from \\ to):");
-        println!(
+        out!("{family} ping matrix (from \\ to):");
+        out!(
             "      {}",
             names.iter().map(|n| format!("{n:>5}")).collect::<String>()
         );
@@ -130,29 +139,29 @@ fn demo() -> Result<()> {
                     format!("{cell:>5}")
                 })
                 .collect();
-            println!("{from:>5} {row}");
+            out!("{from:>5} {row}");
         }
     }
     for i in 0..lab.nodes.len() {
-        println!(
+        out!(
             "\n== {}: routectl peers ==\n{}",
             lab.nodes[i].name,
             lab.routectl(i, &["peers"])?
         );
     }
     converged.context("some pods cannot reach each other")?;
-    println!(
+    out!(
         "\nall {} pod-to-address pings succeed ({:.1?} since start)",
         matrix.len(),
         start.elapsed()
     );
     if !once {
-        println!("the lab stays up; Ctrl-C removes it");
+        out!("the lab stays up; Ctrl-C removes it");
         loop {
             std::thread::park();
         }
     }
     drop(lab);
-    println!("lab removed");
+    out!("lab removed");
     Ok(())
 }
