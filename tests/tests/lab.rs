@@ -663,6 +663,43 @@ fn health_and_metrics_follow_the_sessions() {
         Some(1.0)
     );
     assert!(peer_metric(&body, "tabby_bgp_messages_received_total", "10.200.0.2").unwrap() >= 2.0);
+    // n2's blocks (IPv4 and IPv6, claimed by its tunnel addresses) pass
+    // n1's import: accepted, not only received.
+    wait_until(
+        "n2's blocks accepted by n1",
+        Duration::from_secs(20),
+        || {
+            let (_, body) = lab.http_get(0, "/metrics")?;
+            Ok(peer_metric(&body, "tabby_bgp_prefixes_accepted", "10.200.0.2") == Some(2.0))
+        },
+    )
+    .unwrap();
+    // Route programming, the agent's IPAM reads and datastore errors.
+    let (_, body) = lab.http_get(0, "/metrics").unwrap();
+    let value = |line_start: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix(line_start))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {line_start}:\n{body}"))
+    };
+    assert!(body.contains("# TYPE tabby_route_programming_seconds summary"));
+    assert!(
+        value("tabby_route_programming_seconds_count ") >= 1.0,
+        "{body}"
+    );
+    assert!(
+        value("tabby_route_programming_seconds_sum ") > 0.0,
+        "{body}"
+    );
+    assert!(
+        value("tabby_ipam_operation_seconds_count{operation=\"snapshot\"} ") >= 1.0,
+        "{body}"
+    );
+    assert!(
+        value("tabby_ipam_operation_seconds_count{operation=\"assign_tunnel_address\"} ") >= 2.0,
+        "VXLAN IPv4 and IPv6 tunnel addresses: {body}"
+    );
+    assert_eq!(value("tabby_datastore_errors_total "), 0.0);
     // n2's agent stops: n1's metric for it leaves Established.
     lab.stop_agent(1, false);
     wait_until("n1 sees n2 down", Duration::from_secs(20), || {

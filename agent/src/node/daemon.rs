@@ -22,7 +22,7 @@ use super::cluster::{MeshPeer, NodeInfo, PeerType, external_peers, mesh};
 use super::config::NodeConfig;
 use super::control::{self, PeerRow, RouteRow, View};
 use super::export;
-use super::health::{Health, PeerMetrics};
+use super::health::{Health, PeerMetrics, Timings};
 use super::registration::{bgp_peers, nodes, register};
 use super::routes::{Inputs, Learned, desired};
 use super::startup;
@@ -97,6 +97,37 @@ struct Daemon {
     /// once, not every round).
     nat: crate::dataplane::nat::NatOutgoing,
     nat_error: Option<String>,
+    /// The agent's IPAM operations, for the metrics.
+    ipam_timings: BTreeMap<&'static str, Timings>,
+    /// Failed datastore reads of the rounds.
+    datastore_errors: u64,
+    /// Route programming as the dataplane thread measured it: when the
+    /// oldest unapplied desired set was handed over, and the timings.
+    programming: Arc<std::sync::Mutex<Programming>>,
+}
+
+/// Route programming latency, shared with the dataplane thread.
+#[derive(Debug, Default)]
+struct Programming {
+    /// When a desired set not yet applied was handed over.
+    sent_at: Option<std::time::Instant>,
+    timings: Timings,
+    last_seconds: f64,
+}
+
+/// Time one IPAM operation into `timings` under `name`.
+async fn timed<T, E>(
+    timings: &mut BTreeMap<&'static str, Timings>,
+    name: &'static str,
+    op: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = std::time::Instant::now();
+    let result = op.await;
+    timings
+        .entry(name)
+        .or_default()
+        .record(started.elapsed(), result.is_ok());
+    result
 }
 
 /// Run the agent until SIGTERM or SIGINT.
@@ -172,21 +203,29 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     let mut vxlan4 = None;
     let mut vxlan6 = None;
     let mut vxlan_index = None;
+    let mut ipam_timings = BTreeMap::new();
+    const ASSIGN: &str = "assign_tunnel_address";
     if wants_vxlan(false) {
-        let assigned = ipam
-            .assign_tunnel_address(&cfg.nodename, TunnelKind::Vxlan, &node_labels)
-            .await
-            .context("VXLAN tunnel address")?;
+        let assigned = timed(
+            &mut ipam_timings,
+            ASSIGN,
+            ipam.assign_tunnel_address(&cfg.nodename, TunnelKind::Vxlan, &node_labels),
+        )
+        .await
+        .context("VXLAN tunnel address")?;
         let IpAddr::V4(tunnel) = assigned.ip else {
             bail!("IPv4 tunnel address expected")
         };
         vxlan4 = Some(tunnel);
     }
     if address6.is_some() && wants_vxlan(true) {
-        let assigned = ipam
-            .assign_tunnel_address(&cfg.nodename, TunnelKind::VxlanV6, &node_labels)
-            .await
-            .context("IPv6 VXLAN tunnel address")?;
+        let assigned = timed(
+            &mut ipam_timings,
+            ASSIGN,
+            ipam.assign_tunnel_address(&cfg.nodename, TunnelKind::VxlanV6, &node_labels),
+        )
+        .await
+        .context("IPv6 VXLAN tunnel address")?;
         let IpAddr::V6(tunnel) = assigned.ip else {
             bail!("IPv6 tunnel address expected")
         };
@@ -201,10 +240,13 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         .any(|p| p.cidr.addr().is_ipv4() && p.ipip_mode != ipam::EncapMode::Never)
         && kernel_has_ipip()
     {
-        let assigned = ipam
-            .assign_tunnel_address(&cfg.nodename, TunnelKind::Ipip, &node_labels)
-            .await
-            .context("IPIP tunnel address")?;
+        let assigned = timed(
+            &mut ipam_timings,
+            ASSIGN,
+            ipam.assign_tunnel_address(&cfg.nodename, TunnelKind::Ipip, &node_labels),
+        )
+        .await
+        .context("IPIP tunnel address")?;
         let IpAddr::V4(tunnel) = assigned.ip else {
             bail!("IPv4 tunnel address expected")
         };
@@ -325,6 +367,8 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     // Pod routes on live workload interfaces are tabby-cni's until the pod
     // goes (they vanish with the interface): never delete them, even when a
     // resync runs before this agent has heard of the pod.
+    let programming = Arc::new(std::sync::Mutex::new(Programming::default()));
+    let measured = Arc::clone(&programming);
     let prefix = cfg.interface_prefix.clone();
     let workload = move |_: &IpNet, t: &Target| matches!(t, Target::Device { ifindex } if is_workload_interface(*ifindex, &prefix));
     std::thread::Builder::new()
@@ -332,7 +376,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         .spawn(
             move || match RouteReconciler::start().map(|r| r.protect(workload)) {
                 Ok(r) => {
-                    let log = |outcome: RoundOutcome| match outcome {
+                    let log_round = |outcome: RoundOutcome| match outcome {
                         RoundOutcome::Applied(r) | RoundOutcome::Resynced(r) if r.requests > 0 => {
                             tracing::info!(
                                 added = r.added,
@@ -344,6 +388,18 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
                         }
                         RoundOutcome::Failed(e) => tracing::warn!("dataplane round failed: {e}"),
                         _ => {}
+                    };
+                    let log = |outcome: RoundOutcome| {
+                        if let RoundOutcome::Applied(r) = &outcome
+                            && let Ok(mut p) = measured.lock()
+                            && let Some(sent) = p.sent_at.take()
+                            && r.requests > 0
+                        {
+                            let took = sent.elapsed();
+                            p.timings.record(took, r.failed.is_empty());
+                            p.last_seconds = took.as_secs_f64();
+                        }
+                        log_round(outcome)
                     };
                     if let Err(e) = r.serve(&routes_rx, resync, log) {
                         tracing::error!("dataplane stopped: {e}");
@@ -401,6 +457,9 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         announced_up: false,
         nat: Default::default(),
         nat_error: None,
+        ipam_timings,
+        datastore_errors: 0,
+        programming,
     };
     daemon.serve(events).await
 }
@@ -668,14 +727,15 @@ impl Daemon {
 
     /// One reconciliation round: mesh, export, import, view.
     async fn round(&mut self) -> Result<()> {
-        let nodes = nodes(self.store.as_ref()).await?;
-        let state = self.ipam.snapshot().await?;
+        let nodes = self.counted(nodes(self.store.as_ref()).await)?;
+        let state = timed(&mut self.ipam_timings, "snapshot", self.ipam.snapshot()).await;
+        let state = self.counted(state)?;
         // Sessions: the mesh (unless a node is one of our BGPPeers), plus
         // the BGPPeers that apply to this node.
         // `nodeToNodeMeshEnabled: false` in the default BGPConfiguration
         // leaves peering to the BGPPeers (reflectors, ToRs).
-        let mesh_on = super::registration::bgp_configuration(self.store.as_ref())
-            .await?
+        let mesh_on = self
+            .counted(super::registration::bgp_configuration(self.store.as_ref()).await)?
             .is_none_or(|c| c.mesh_enabled());
         let mut want: BTreeMap<IpAddr, MeshPeer> = if mesh_on {
             mesh(&self.me, &nodes)
@@ -694,7 +754,8 @@ impl Daemon {
                 );
             }
         }
-        for p in external_peers(&self.me, &nodes, &bgp_peers(self.store.as_ref()).await?) {
+        let bgp_peers = self.counted(bgp_peers(self.store.as_ref()).await)?;
+        for p in external_peers(&self.me, &nodes, &bgp_peers) {
             want.insert(p.address, p);
         }
         for (addr, p) in &want {
@@ -814,12 +875,23 @@ impl Daemon {
                 }
             }
         }
+        if let Ok(mut p) = self.programming.lock() {
+            p.sent_at.get_or_insert_with(std::time::Instant::now);
+        }
         let _ = self.routes.send(RouteCommand::Desired(routes.clone()));
         let statuses = self.speaker.peers().await.unwrap_or_default();
         self.refresh_view(&statuses, &routes);
         self.last_round_ok = true;
         self.refresh_health(&statuses, Some(routes.len()));
         Ok(())
+    }
+
+    /// A datastore read's result, counted for the metrics when it failed.
+    fn counted<T, E>(&mut self, result: Result<T, E>) -> Result<T, E> {
+        if result.is_err() {
+            self.datastore_errors += 1;
+        }
+        result
     }
 
     /// Masquerade traffic from `natOutgoing` pools to outside every pool.
@@ -959,6 +1031,7 @@ impl Daemon {
 
     /// Health and metrics, from the speaker's counters and this round.
     fn refresh_health(&mut self, statuses: &[PeerStatus], routes: Option<usize>) {
+        let accepted = self.rib.loc_rib().accepted_by_peer();
         let peers: Vec<PeerMetrics> = statuses
             .iter()
             .map(|s| PeerMetrics {
@@ -979,6 +1052,7 @@ impl Daemon {
                 updates_in: s.counters.updates_in,
                 updates_out: s.counters.updates_out,
                 prefixes_received: self.prefix_counts(&s.address).0,
+                prefixes_accepted: accepted.get(&s.address).copied().unwrap_or(0),
                 prefixes_sent: self.prefix_counts(&s.address).1,
             })
             .collect();
@@ -989,6 +1063,11 @@ impl Daemon {
             peers.is_empty() || up > 0
         };
         let previous = self.health.borrow().routes_programmed;
+        let programming = self
+            .programming
+            .lock()
+            .map(|p| (p.timings.clone(), p.last_seconds))
+            .unwrap_or_default();
         let ready = self.last_round_ok && sessions_ok;
         if ready && !self.announced_up {
             self.announced_up = true;
@@ -1002,6 +1081,14 @@ impl Daemon {
             peers,
             routes_programmed: routes.unwrap_or(previous),
             failed_rounds: self.failed_rounds,
+            programming: programming.0,
+            programming_last_seconds: programming.1,
+            ipam: self
+                .ipam_timings
+                .iter()
+                .map(|(op, t)| (op.to_string(), t.clone()))
+                .collect(),
+            datastore_errors: self.datastore_errors,
         });
     }
 }

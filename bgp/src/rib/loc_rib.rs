@@ -209,6 +209,20 @@ impl LocRib {
         })
     }
 
+    /// How many candidate paths (accepted by import policy) each peer
+    /// contributes, by peer address; local routes are not counted.
+    pub fn accepted_by_peer(&self) -> std::collections::HashMap<std::net::IpAddr, usize> {
+        let mut out = std::collections::HashMap::new();
+        for d in self.dests.values() {
+            for p in &d.paths {
+                if p.source.kind != super::path::PeerKind::Local {
+                    *out.entry(p.source.address).or_insert(0) += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// Number of destinations holding any path.
     pub fn len(&self) -> usize {
         self.dests.len()
