@@ -149,7 +149,9 @@ fn an_agent_in_a_cluster_uses_its_node_object_reports_its_condition_and_collects
     let held = with_ipam(&lab, |ipam| async move {
         ipam.ips_by_handle("k8s-pod-network.c-web").await.unwrap()
     });
-    assert_eq!(held, vec![ip], "the running pod's address was collected");
+    // Both of the dual-stack pod's addresses stay.
+    let ip6 = lab.nodes[0].pods[0].ip6.expect("a dual-stack pod");
+    assert_eq!(held, vec![ip, ip6], "the running pod's address was collected");
     let lease = api
         .state
         .lock()
