@@ -9,14 +9,19 @@
 //! Without `--endpoint` it starts its own etcd (data on /dev/shm, free
 //! loopback ports) and stops it by PID at the end. Each round measures:
 //! 1. raw CAS: N sequential `mod_revision`-guarded txns on one key;
-//! 2. one allocator: N sequential `auto_assign` calls for one node;
+//! 2. one allocator: N sequential `auto_assign` calls for one node —
+//!    1 and 2 interleaved in batches of 50, so both see the same load;
 //! 3. eight allocators for eight nodes, each on its own thread and
-//!    connection, N calls each, aggregate rate.
+//!    connection, N calls each, started together once all are warm;
+//!    aggregate rate = all calls over the longest allocator's time;
+//! 4. eight raw CAS chains at once, timed the same way: how far this etcd
+//!    on this machine scales with concurrency at all (the ceiling of 3).
 //!
 //! Goals (issue 6): (2) ≥ 0.8 × (1); (3) ≥ 2 × (2).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -84,12 +89,21 @@ async fn store(endpoint: &str) -> Result<EtcdStore> {
     Ok(EtcdStore::connect(&EtcdConfig::new([endpoint])).await?)
 }
 
-async fn raw_cas(endpoint: &str, ops: usize, round: usize) -> Result<f64> {
+/// `ops` sequential CAS updates of one tiny key, the chain checked.
+async fn raw_cas_on(
+    endpoint: &str,
+    name: &str,
+    ops: usize,
+    start_together: Option<Arc<Barrier>>,
+) -> Result<f64> {
     let s = store(endpoint).await?;
-    let key = format!("/tabby-bench/cas-{round}");
+    let key = format!("/tabby-bench/cas-{name}");
     let TxnOutcome::Committed { mut revision } = s.create(&key, b"0".to_vec()).await? else {
         bail!("cas key exists")
     };
+    if let Some(b) = start_together {
+        b.wait();
+    }
     let start = Instant::now();
     for i in 1..=ops {
         match s.update(&key, i.to_string().into_bytes(), revision).await? {
@@ -100,11 +114,68 @@ async fn raw_cas(endpoint: &str, ops: usize, round: usize) -> Result<f64> {
     Ok(ops as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn allocate(endpoint: String, node: String, ops: usize) -> Result<(usize, Duration)> {
+/// Phases 1 and 2 interleaved: batches of [`BATCH`] raw CAS updates and
+/// [`BATCH`] allocations for one node, alternating, each kind's time
+/// summed, so that both rates see the same machine (a neighbour's build
+/// starting mid-run slows both, not one). Returns (CAS/s, allocations/s).
+async fn interleaved(endpoint: &str, round: usize, ops: usize) -> Result<(f64, f64)> {
+    let cas = store(endpoint).await?;
+    let key = format!("/tabby-bench/cas-{round}");
+    let TxnOutcome::Committed { mut revision } = cas.create(&key, b"0".to_vec()).await? else {
+        bail!("cas key exists")
+    };
+    let ipam = Ipam::new(store(endpoint).await?);
+    let node = format!("r{round}-single");
+    ipam.auto_assign(&AssignArgs::new(format!("{node}-warm"), node.clone()))
+        .await?;
+    let (mut cas_time, mut alloc_time) = (Duration::ZERO, Duration::ZERO);
+    let mut done = 0;
+    while done < ops {
+        let n = BATCH.min(ops - done);
+        let start = Instant::now();
+        for i in done..done + n {
+            match cas
+                .update(&key, i.to_string().into_bytes(), revision)
+                .await?
+            {
+                TxnOutcome::Committed { revision: r } => revision = r,
+                TxnOutcome::Conflict { .. } => bail!("CAS chain broken at {i}"),
+            }
+        }
+        cas_time += start.elapsed();
+        let start = Instant::now();
+        for i in done..done + n {
+            ipam.auto_assign(&AssignArgs::new(format!("{node}-{i}"), node.clone()))
+                .await?;
+        }
+        alloc_time += start.elapsed();
+        done += n;
+    }
+    Ok((
+        ops as f64 / cas_time.as_secs_f64(),
+        ops as f64 / alloc_time.as_secs_f64(),
+    ))
+}
+
+/// Operations per batch of [`interleaved`].
+const BATCH: usize = 50;
+
+/// `ops` allocations for `node`, timed after a warm-up (connect, first
+/// block claim) and, with `start_together`, after every allocator of the
+/// run is warm: concurrent allocators are timed over the same interval.
+async fn allocate(
+    endpoint: String,
+    node: String,
+    ops: usize,
+    start_together: Option<Arc<Barrier>>,
+) -> Result<(usize, Duration)> {
     let ipam = Ipam::new(store(&endpoint).await?);
     // warm-up: the first call claims a block
     ipam.auto_assign(&AssignArgs::new(format!("{node}-warm"), node.clone()))
         .await?;
+    if let Some(b) = start_together {
+        b.wait();
+    }
     let start = Instant::now();
     for i in 0..ops {
         ipam.auto_assign(&AssignArgs::new(format!("{node}-{i}"), node.clone()))
@@ -113,22 +184,53 @@ async fn allocate(endpoint: String, node: String, ops: usize) -> Result<(usize, 
     Ok((ops, start.elapsed()))
 }
 
+/// Eight allocators for eight nodes, each on its own thread, runtime and
+/// connection, started together once all are warm: total allocations over
+/// the longest one's time.
 fn parallel(endpoint: &str, round: usize, ops: usize) -> Result<f64> {
-    let start = Instant::now();
+    let barrier = Arc::new(Barrier::new(8));
     let threads: Vec<_> = (0..8)
         .map(|i| {
             let (endpoint, node) = (endpoint.to_string(), format!("r{round}-multi-{i}"));
-            std::thread::spawn(move || runtime()?.block_on(allocate(endpoint, node, ops)))
+            let b = Some(Arc::clone(&barrier));
+            std::thread::spawn(move || runtime()?.block_on(allocate(endpoint, node, ops, b)))
         })
         .collect();
+    join_rate(threads)
+}
+
+/// Eight raw CAS chains on eight keys at once, as [`parallel`]: how far
+/// concurrency can take this etcd on this machine at all (the ceiling of
+/// the 8-allocator figure).
+fn parallel_cas(endpoint: &str, round: usize, ops: usize) -> Result<f64> {
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let endpoint = endpoint.to_string();
+            let b = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                runtime()?.block_on(async {
+                    let key = format!("r{round}-multi-{i}");
+                    let rate = raw_cas_on(&endpoint, &key, ops, Some(b)).await?;
+                    Ok((ops, Duration::from_secs_f64(ops as f64 / rate)))
+                })
+            })
+        })
+        .collect();
+    join_rate(threads)
+}
+
+fn join_rate(threads: Vec<std::thread::JoinHandle<Result<(usize, Duration)>>>) -> Result<f64> {
     let mut total = 0;
+    let mut longest = Duration::ZERO;
     for t in threads {
-        let (n, _) = t
+        let (n, took) = t
             .join()
-            .map_err(|_| anyhow::anyhow!("allocator thread panicked"))??;
+            .map_err(|_| anyhow::anyhow!("bench thread panicked"))??;
         total += n;
+        longest = longest.max(took);
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    Ok(total as f64 / longest.as_secs_f64())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -183,21 +285,23 @@ fn main() -> Result<()> {
         ipam.apply_pool(&pool).await?;
         anyhow::Ok(())
     })?;
-    let (mut cas, mut one, mut eight) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cas, mut one, mut eight, mut cas8) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        let c = rt.block_on(raw_cas(&endpoint, ops, round))?;
-        let (n, took) = rt.block_on(allocate(endpoint.clone(), format!("r{round}-single"), ops))?;
-        let s = n as f64 / took.as_secs_f64();
+        let (c, s) = rt.block_on(interleaved(&endpoint, round, ops))?;
         let m = parallel(&endpoint, round, ops)?;
+        let c8 = parallel_cas(&endpoint, round, ops)?;
         println!(
-            "round {round}: raw CAS {c:.0}/s, 1 allocator {s:.0}/s ({:.2}x CAS), 8 allocators {m:.0}/s ({:.2}x single)",
+            "round {round}: raw CAS {c:.0}/s, 1 allocator {s:.0}/s ({:.2}x CAS), 8 allocators {m:.0}/s ({:.2}x single); 8 raw CAS chains {c8:.0}/s ({:.2}x one chain)",
             s / c,
-            m / s
+            m / s,
+            c8 / c
         );
         cas.push(c);
         one.push(s);
         eight.push(m);
+        cas8.push(c8);
     }
+    let ceiling = median(cas8.iter().zip(&cas).map(|(m, c)| m / c).collect());
     let ratio1 = median(one.iter().zip(&cas).map(|(s, c)| s / c).collect());
     let ratio8 = median(eight.iter().zip(&one).map(|(m, s)| m / s).collect());
     println!(
@@ -205,6 +309,9 @@ fn main() -> Result<()> {
         median(cas),
         median(one),
         median(eight)
+    );
+    println!(
+        "  the same etcd's own concurrency ceiling: 8 raw CAS chains at once = {ceiling:.2} x one chain"
     );
     Ok(())
 }
