@@ -76,6 +76,16 @@ async fn tabby(max_prefixes: Option<MaxPrefix>) -> (RouterHandle, SocketAddr) {
     (router, at)
 }
 
+/// What tabby originates in these tests: an iBGP route of its own.
+fn local_attrs() -> PathAttributes {
+    PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::default()),
+        local_pref: Some(100),
+        ..PathAttributes::default()
+    }
+}
+
 /// The scripted peer's side of one connection.
 struct Scripted {
     stream: TcpStream,
@@ -321,12 +331,7 @@ async fn stale_routes_go_when_the_restart_time_passes_or_the_peer_forgets_them()
 #[tokio::test]
 async fn route_refresh_gets_the_whole_table_again() {
     let (r, at) = tabby(None).await;
-    let attrs = PathAttributes {
-        origin: Some(Origin::Igp),
-        as_path: Some(AsPath::default()),
-        local_pref: Some(100),
-        ..PathAttributes::default()
-    };
+    let attrs = local_attrs();
     for s in ["10.8.0.0/24", "10.9.0.0/24"] {
         r.originate(p(s), attrs.clone(), NextHop::V4(TABBY_NEXT_HOP))
             .await
@@ -386,12 +391,7 @@ fn refresh(subtype: RouteRefreshSubtype) -> Message {
 #[tokio::test]
 async fn an_enhanced_route_refresh_answer_is_framed_by_borr_and_eorr() {
     let (r, at) = tabby(None).await;
-    let attrs = PathAttributes {
-        origin: Some(Origin::Igp),
-        as_path: Some(AsPath::default()),
-        local_pref: Some(100),
-        ..PathAttributes::default()
-    };
+    let attrs = local_attrs();
     r.originate(p("10.8.0.0/24"), attrs, NextHop::V4(TABBY_NEXT_HOP))
         .await
         .unwrap();

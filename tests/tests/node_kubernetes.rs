@@ -151,7 +151,11 @@ fn an_agent_in_a_cluster_uses_its_node_object_reports_its_condition_and_collects
     });
     // Both of the dual-stack pod's addresses stay.
     let ip6 = lab.nodes[0].pods[0].ip6.expect("a dual-stack pod");
-    assert_eq!(held, vec![ip, ip6], "the running pod's address was collected");
+    assert_eq!(
+        held,
+        vec![ip, ip6],
+        "the running pod's address was collected"
+    );
     let lease = api
         .state
         .lock()

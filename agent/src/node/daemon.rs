@@ -204,29 +204,25 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     let mut vxlan6 = None;
     let mut vxlan_index = None;
     let mut ipam_timings = BTreeMap::new();
-    const ASSIGN: &str = "assign_tunnel_address";
-    if wants_vxlan(false) {
-        let assigned = timed(
+    // The node's tunnel address of `kind`, from IPAM (timed for metrics).
+    let mut tunnel_address = async |kind: TunnelKind| {
+        timed(
             &mut ipam_timings,
-            ASSIGN,
-            ipam.assign_tunnel_address(&cfg.nodename, TunnelKind::Vxlan, &node_labels),
+            "assign_tunnel_address",
+            ipam.assign_tunnel_address(&cfg.nodename, kind, &node_labels),
         )
         .await
-        .context("VXLAN tunnel address")?;
-        let IpAddr::V4(tunnel) = assigned.ip else {
+        .map(|a| a.ip)
+        .with_context(|| format!("{kind:?} tunnel address"))
+    };
+    if wants_vxlan(false) {
+        let IpAddr::V4(tunnel) = tunnel_address(TunnelKind::Vxlan).await? else {
             bail!("IPv4 tunnel address expected")
         };
         vxlan4 = Some(tunnel);
     }
     if address6.is_some() && wants_vxlan(true) {
-        let assigned = timed(
-            &mut ipam_timings,
-            ASSIGN,
-            ipam.assign_tunnel_address(&cfg.nodename, TunnelKind::VxlanV6, &node_labels),
-        )
-        .await
-        .context("IPv6 VXLAN tunnel address")?;
-        let IpAddr::V6(tunnel) = assigned.ip else {
+        let IpAddr::V6(tunnel) = tunnel_address(TunnelKind::VxlanV6).await? else {
             bail!("IPv6 tunnel address expected")
         };
         vxlan6 = Some(tunnel);
@@ -240,14 +236,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         .any(|p| p.cidr.addr().is_ipv4() && p.ipip_mode != ipam::EncapMode::Never)
         && kernel_has_ipip()
     {
-        let assigned = timed(
-            &mut ipam_timings,
-            ASSIGN,
-            ipam.assign_tunnel_address(&cfg.nodename, TunnelKind::Ipip, &node_labels),
-        )
-        .await
-        .context("IPIP tunnel address")?;
-        let IpAddr::V4(tunnel) = assigned.ip else {
+        let IpAddr::V4(tunnel) = tunnel_address(TunnelKind::Ipip).await? else {
             bail!("IPv4 tunnel address expected")
         };
         let index = crate::dataplane::ipip::ensure_tunl0(
@@ -618,23 +607,19 @@ impl Daemon {
         let out = self.rib.flush(&peer, &ctx)?;
         // An answer to an enhanced route refresh goes between BoRR and
         // EoRR (RFC 7313 §4).
-        for family in &out.refreshed {
-            self.speaker
-                .send_route_refresh_subtype(
-                    peer,
-                    *family,
-                    RouteRefreshSubtype::BeginningOfRouteRefresh,
-                )
-                .await?;
-        }
+        self.speaker
+            .send_refresh_markers(
+                peer,
+                &out.refreshed,
+                RouteRefreshSubtype::BeginningOfRouteRefresh,
+            )
+            .await?;
         for u in out.updates(&ctx)? {
             self.speaker.send_update(peer, u).await?;
         }
-        for family in &out.refreshed {
-            self.speaker
-                .send_route_refresh_subtype(peer, *family, RouteRefreshSubtype::EndOfRouteRefresh)
-                .await?;
-        }
+        self.speaker
+            .send_refresh_markers(peer, &out.refreshed, RouteRefreshSubtype::EndOfRouteRefresh)
+            .await?;
         Ok(())
     }
 

@@ -100,6 +100,13 @@ fn source_for(local: &LocalConfig, cfg: &PeerConfig, router_id: Ipv4Addr) -> Sou
 }
 
 impl Rib {
+    /// The configured peer at `address`.
+    fn peer_mut(&mut self, address: &IpAddr) -> Result<&mut Peer, RibError> {
+        self.peers
+            .get_mut(address)
+            .ok_or(RibError::UnknownPeer(*address))
+    }
+
     /// An empty RIB for this speaker, every next hop at IGP cost 0.
     pub fn new(local: LocalConfig) -> Self {
         Self::with_igp(local, Box::new(ZeroCost))
@@ -200,6 +207,7 @@ impl Rib {
         families: Families,
     ) -> Result<(), RibError> {
         let local = &self.local;
+        // Field by field: `local` stays borrowed beside the peer.
         let peer = self
             .peers
             .get_mut(&address)
@@ -226,10 +234,7 @@ impl Rib {
         preserved: Families,
         stale_until: Instant,
     ) -> Result<Vec<BestPathChange>, RibError> {
-        let peer = self
-            .peers
-            .get_mut(address)
-            .ok_or(RibError::UnknownPeer(*address))?;
+        let peer = self.peer_mut(address)?;
         let mut removed = Vec::new();
         for family in Family::ALL.into_iter().filter(|f| !preserved.contains(*f)) {
             removed.extend(peer.adj_in.end_of_rib(family));
@@ -245,10 +250,7 @@ impl Rib {
     /// its Adj-RIB-Out holds of that family goes out again at the next
     /// [`Rib::flush`]. Returns how many routes were queued.
     pub fn resend(&mut self, address: &IpAddr, family: Family) -> Result<usize, RibError> {
-        let peer = self
-            .peers
-            .get_mut(address)
-            .ok_or(RibError::UnknownPeer(*address))?;
+        let peer = self.peer_mut(address)?;
         if !peer.up || !peer.families.contains(family) {
             return Ok(0);
         }
@@ -268,10 +270,7 @@ impl Rib {
         subtype: RouteRefreshSubtype,
         stale_until: Instant,
     ) -> Result<Vec<BestPathChange>, RibError> {
-        let peer = self
-            .peers
-            .get_mut(address)
-            .ok_or(RibError::UnknownPeer(*address))?;
+        let peer = self.peer_mut(address)?;
         if !peer.up || !peer.families.contains(family) {
             return Ok(Vec::new());
         }
@@ -321,10 +320,7 @@ impl Rib {
         address: &IpAddr,
         graceful: Option<(Families, Instant)>,
     ) -> Result<Vec<BestPathChange>, RibError> {
-        let peer = self
-            .peers
-            .get_mut(address)
-            .ok_or(RibError::UnknownPeer(*address))?;
+        let peer = self.peer_mut(address)?;
         peer.up = false;
         peer.adj_out.clear();
         peer.over_limit = Families::NONE;
@@ -345,6 +341,7 @@ impl Rib {
         address: &IpAddr,
         update: &Update,
     ) -> Result<Vec<BestPathChange>, RibError> {
+        // Field by field: the interner is borrowed beside the peer.
         let peer = self
             .peers
             .get_mut(address)
@@ -461,10 +458,7 @@ impl Rib {
     /// `ctx`, then End-of-RIB for each negotiated family once the initial
     /// table is out. The Adj-RIB-Out records it as sent only on success.
     pub fn flush(&mut self, address: &IpAddr, ctx: &Context) -> Result<Outbound, RibError> {
-        let peer = self
-            .peers
-            .get_mut(address)
-            .ok_or(RibError::UnknownPeer(*address))?;
+        let peer = self.peer_mut(address)?;
         if !peer.up {
             return Ok(Outbound::default());
         }

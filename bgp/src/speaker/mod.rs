@@ -240,6 +240,22 @@ impl SpeakerHandle {
             .await
     }
 
+    /// Send the BoRR or EoRR (`subtype`) of each of `families`, in order:
+    /// the frame of an enhanced route refresh answer (RFC 7313 §4).
+    /// Stops at the first error.
+    pub async fn send_refresh_markers(
+        &self,
+        addr: IpAddr,
+        families: &[Family],
+        subtype: RouteRefreshSubtype,
+    ) -> Result<(), SpeakerError> {
+        for family in families {
+            self.send_route_refresh_subtype(addr, *family, subtype)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Send a ROUTE-REFRESH of `subtype`: a request (needs route refresh
     /// negotiated), or the BoRR / EoRR that frame an answer (need enhanced
     /// route refresh, RFC 7313). `Ok(false)` if the peer is not

@@ -138,16 +138,14 @@ impl RouterTask {
             // and the next session gets the whole table. An answer to an
             // enhanced route refresh goes between BoRR and EoRR (RFC 7313
             // §4); one peer's commands keep their order.
-            for family in &out.refreshed {
-                let _ = self
-                    .speaker
-                    .send_route_refresh_subtype(
-                        peer,
-                        *family,
-                        RouteRefreshSubtype::BeginningOfRouteRefresh,
-                    )
-                    .await;
-            }
+            let _ = self
+                .speaker
+                .send_refresh_markers(
+                    peer,
+                    &out.refreshed,
+                    RouteRefreshSubtype::BeginningOfRouteRefresh,
+                )
+                .await;
             let messages = u64::try_from(out.messages).unwrap_or(u64::MAX);
             if messages > 0 {
                 let _ = self
@@ -155,16 +153,10 @@ impl RouterTask {
                     .send_encoded(peer, session, out.bytes, messages)
                     .await;
             }
-            for family in &out.refreshed {
-                let _ = self
-                    .speaker
-                    .send_route_refresh_subtype(
-                        peer,
-                        *family,
-                        RouteRefreshSubtype::EndOfRouteRefresh,
-                    )
-                    .await;
-            }
+            let _ = self
+                .speaker
+                .send_refresh_markers(peer, &out.refreshed, RouteRefreshSubtype::EndOfRouteRefresh)
+                .await;
         }
     }
 
