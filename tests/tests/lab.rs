@@ -511,6 +511,16 @@ fn bird_as_a_global_bgp_peer_learns_every_block_and_its_foreign_prefix_is_not_in
         };
         blocks.push(ipnet::Ipv4Net::new(a, 26).unwrap().trunc().to_string());
     }
+    let blocks6: Vec<String> = (0..3)
+        .map(|i| {
+            let a6 = lab.nodes[i].pods[0].ip6.unwrap();
+            format!("{}/122", a6)
+                .parse::<ipnet::IpNet>()
+                .unwrap()
+                .trunc()
+                .to_string()
+        })
+        .collect();
     // A top-of-rack router: BIRD on subnet A, AS 65000, announcing a
     // prefix outside every pool.
     let tor_ns = harness::Netns::new("tor-bird").unwrap();
@@ -520,12 +530,17 @@ fn bird_as_a_global_bgp_peer_learns_every_block_and_its_foreign_prefix_is_not_in
     tor_ns
         .ip(&["route", "add", "default", "via", "10.200.0.254"])
         .unwrap();
+    tor_ns
+        .ip(&["addr", "add", "fd00:200::50/64", "dev", "eth0", "nodad"])
+        .unwrap();
     let config = "router id 10.200.0.50;\n\
         protocol device { scan time 10; }\n\
         protocol kernel { ipv4 { import none; export none; }; }\n\
+        protocol direct { ipv6; }\n\
         protocol static { ipv4; route 192.168.99.0/24 blackhole; }\n\
         template bgp tor { local 10.200.0.50 as 65000; multihop 4; connect delay time 1; connect retry time 2;\n\
-          ipv4 { import all; export where source = RTS_STATIC; }; }\n\
+          ipv4 { import all; export where source = RTS_STATIC; };\n\
+          ipv6 { import all; export none; }; }\n\
         protocol bgp n1 from tor { neighbor 10.200.0.1 as 64512; }\n\
         protocol bgp n2 from tor { neighbor 10.200.0.2 as 64512; }\n\
         protocol bgp n3 from tor { neighbor 10.201.0.3 as 64512; }\n";
@@ -587,6 +602,21 @@ fn bird_as_a_global_bgp_peer_learns_every_block_and_its_foreign_prefix_is_not_in
         Ok(blocks.iter().all(|b| routes.contains(b.as_str())))
     })
     .unwrap();
+    // Dual stack: the IPv6 blocks come over the same IPv4 sessions
+    // (MP-BGP), each with its node's IPv6 address as next hop.
+    wait_until(
+        "BIRD learned every IPv6 block",
+        Duration::from_secs(30),
+        || {
+            let routes = bird.birdc("show route table master6")?;
+            Ok(blocks6.iter().all(|b| routes.contains(b.as_str())))
+        },
+    )
+    .unwrap();
+    let n1_v6 = bird
+        .birdc(&format!("show route table master6 {} all", blocks6[0]))
+        .unwrap();
+    assert!(n1_v6.contains("BGP.next_hop: fd00:200::1"), "{n1_v6}");
     let all = bird.birdc("show route all").unwrap();
     assert!(
         all.contains("BGP.as_path: 64512"),
@@ -618,8 +648,8 @@ fn bird_as_a_global_bgp_peer_learns_every_block_and_its_foreign_prefix_is_not_in
         .clone();
     assert_eq!(tor["state"], "Established");
     assert_eq!(
-        tor["prefixes_sent"], 1,
-        "only n1's own block goes to the ToR: {tor}"
+        tor["prefixes_sent"], 2,
+        "only n1's own blocks (IPv4 and IPv6) go to the ToR: {tor}"
     );
 }
 
