@@ -224,6 +224,16 @@ fn every_pod_reaches_every_other_pod_across_both_subnets() {
         6,
         "one block per node and family:\n{table}"
     );
+    // Every address has its owner: the pods' (IPv4 and IPv6) their
+    // WorkloadEndpoints, the tunnel addresses (both families) their Nodes.
+    let check = lab.nodes[0]
+        .ns
+        .exec(
+            &routectl.to_string_lossy(),
+            &["ipam", "check", "--etcd-endpoints", endpoint.as_str()],
+        )
+        .unwrap();
+    assert!(check.contains("found 0 problems"), "{check}");
 }
 
 /// `ping -i 0.1 -c N` from `from` to `to`; (transmitted, received).
