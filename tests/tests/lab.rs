@@ -915,8 +915,11 @@ fn pods_of_a_nat_outgoing_pool_reach_outside_masqueraded() {
     // The lab's default pool has natOutgoing: true (as tabby-node creates
     // it, like calico-node). "Outside" is a namespace on subnet A with no
     // route to the pods: only masqueraded traffic can be answered.
+    // The IPv6 default pool gets natOutgoing too (off by default, as
+    // Calico's CALICO_IPV6POOL_NAT_OUTGOING).
     let opts = LabOptions {
         nodes: 2,
+        extra_env: vec![("TABBY_IPV6POOL_NAT_OUTGOING".into(), "true".into())],
         ..LabOptions::default()
     };
     let mut lab = Lab::start("nat", opts).unwrap();
@@ -924,6 +927,9 @@ fn pods_of_a_nat_outgoing_pool_reach_outside_masqueraded() {
     let outside = harness::Netns::new("nat-out").unwrap();
     lab.subnet_a
         .attach(&outside, "eth0", "10.200.0.77/24")
+        .unwrap();
+    outside
+        .ip(&["addr", "add", "fd00:200::77/64", "dev", "eth0", "nodad"])
         .unwrap();
     lab.add_pod(0, "na").unwrap();
     lab.add_pod(1, "nb").unwrap();
@@ -950,6 +956,28 @@ fn pods_of_a_nat_outgoing_pool_reach_outside_masqueraded() {
         after.split_whitespace().next().unwrap().parse().unwrap()
     };
     assert!(translated(0) > 0);
+    // IPv6 likewise, through the ip6 table.
+    wait_until(
+        "the pod to reach outside over IPv6",
+        Duration::from_secs(30),
+        || {
+            Ok(pod
+                .ns
+                .exec("ping", &["-c", "1", "-W", "1", "fd00:200::77"])
+                .is_ok())
+        },
+    )
+    .unwrap();
+    let table6 = lab.nodes[0]
+        .ns
+        .exec("nft", &["list", "table", "ip6", "tabby-nat"])
+        .unwrap();
+    assert!(
+        table6.contains("ip6 saddr @masq-pools ip6 daddr != @all-pools counter packets")
+            && table6.contains("fd00:10::/48")
+            && !table6.contains("counter packets 0 "),
+        "{table6}"
+    );
     // Pod to pod is never translated.
     let mut all = Vec::new();
     wait_until("pod to pod both ways", Duration::from_secs(30), || {

@@ -3,19 +3,20 @@
 //! masqueraded to the node's address; pod-to-pod traffic (any pool to any
 //! pool) is never translated.
 //!
-//! tabby owns one nftables table, `ip tabby-nat`, with two interval sets
-//! (`masq-pools`, `all-pools`) and one rule in a `postrouting` nat chain —
-//! the nft form of Felix's `cali-nat-outgoing` rule with its
-//! `cali40masq-ipam-pools` / `cali40all-ipam-pools` ipsets. The whole table
-//! is replaced in one `nft -f` transaction when the pools change (and
+//! tabby owns one nftables table per family, `ip tabby-nat` and `ip6
+//! tabby-nat`, each with two interval sets (`masq-pools`, `all-pools`) and
+//! one rule in a `postrouting` nat chain — the nft form of Felix's
+//! `cali-nat-outgoing` rule with its `cali40masq-ipam-pools` /
+//! `cali40all-ipam-pools` ipsets (`cali60…` for IPv6). Both tables are
+//! replaced in one `nft -f` transaction when the pools change (and
 //! re-applied now and then to repair drift), so no packet ever sees half a
-//! ruleset; with no NAT pool the table is deleted.
+//! ruleset; a family with no NAT pool has no table.
 
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 /// The table tabby owns.
 pub const TABLE: &str = "tabby-nat";
@@ -23,34 +24,46 @@ pub const TABLE: &str = "tabby-nat";
 /// How often the applied table is written again even if nothing changed.
 const REPAIR: Duration = Duration::from_secs(30);
 
-fn elements(nets: &[Ipv4Net]) -> String {
-    if nets.is_empty() {
+fn elements<'a>(nets: impl Iterator<Item = &'a IpNet>) -> String {
+    let list: Vec<String> = nets.map(|n| n.trunc().to_string()).collect();
+    if list.is_empty() {
         return String::new();
     }
-    let list: Vec<String> = nets.iter().map(|n| n.trunc().to_string()).collect();
     format!(" elements = {{ {} }};", list.join(", "))
 }
 
-/// The nft script that makes the table what `masq` and `all` ask for.
-/// It first creates the table (a no-op if it exists) so that the delete
-/// never fails, all in one transaction.
-pub fn script(masq: &[Ipv4Net], all: &[Ipv4Net]) -> String {
-    let mut s = format!("table ip {TABLE} {{}}\ndelete table ip {TABLE}\n");
-    if masq.is_empty() {
-        return s;
+/// The nft script that makes both tables what `masq` and `all` (pools of
+/// either family) ask for. It first creates each table (a no-op if it
+/// exists) so that the delete never fails, all in one transaction.
+pub fn script(masq: &[IpNet], all: &[IpNet]) -> String {
+    let mut s = String::new();
+    for (family, addr_type, v6) in [("ip", "ipv4_addr", false), ("ip6", "ipv6_addr", true)] {
+        let of = |nets: &[IpNet]| -> Vec<IpNet> {
+            nets.iter()
+                .filter(|n| n.addr().is_ipv6() == v6)
+                .copied()
+                .collect()
+        };
+        s.push_str(&format!(
+            "table {family} {TABLE} {{}}\ndelete table {family} {TABLE}\n"
+        ));
+        let masq = of(masq);
+        if masq.is_empty() {
+            continue;
+        }
+        s.push_str(&format!(
+            "table {family} {TABLE} {{\n\
+             \x20 set masq-pools {{ type {addr_type}; flags interval;{} }}\n\
+             \x20 set all-pools {{ type {addr_type}; flags interval;{} }}\n\
+             \x20 chain postrouting {{\n\
+             \x20   type nat hook postrouting priority srcnat; policy accept;\n\
+             \x20   {family} saddr @masq-pools {family} daddr != @all-pools counter masquerade\n\
+             \x20 }}\n\
+             }}\n",
+            elements(masq.iter()),
+            elements(of(all).iter()),
+        ));
     }
-    s.push_str(&format!(
-        "table ip {TABLE} {{\n\
-         \x20 set masq-pools {{ type ipv4_addr; flags interval;{} }}\n\
-         \x20 set all-pools {{ type ipv4_addr; flags interval;{} }}\n\
-         \x20 chain postrouting {{\n\
-         \x20   type nat hook postrouting priority srcnat; policy accept;\n\
-         \x20   ip saddr @masq-pools ip daddr != @all-pools counter masquerade\n\
-         \x20 }}\n\
-         }}\n",
-        elements(masq),
-        elements(all),
-    ));
     s
 }
 
@@ -62,7 +75,7 @@ pub struct NatOutgoing {
 
 impl NatOutgoing {
     /// Make the table match; `Ok(true)` when `nft` ran.
-    pub fn sync(&mut self, masq: &[Ipv4Net], all: &[Ipv4Net]) -> io::Result<bool> {
+    pub fn sync(&mut self, masq: &[IpNet], all: &[IpNet]) -> io::Result<bool> {
         let want = script(masq, all);
         if let Some((done, at)) = &self.applied
             && *done == want
@@ -102,13 +115,23 @@ fn apply(script: &str) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    const NO_TABLES: &str = "table ip tabby-nat {}\ndelete table ip tabby-nat\n\
+                             table ip6 tabby-nat {}\ndelete table ip6 tabby-nat\n";
+
     #[test]
     fn the_script_replaces_the_table_or_deletes_it() {
-        let n = |s: &str| s.parse::<Ipv4Net>().unwrap();
-        let s = script(&[n("10.0.0.0/16")], &[n("10.0.0.0/16"), n("10.9.0.0/16")]);
+        let n = |s: &str| s.parse::<IpNet>().unwrap();
+        let s = script(
+            &[n("10.0.0.0/16")],
+            &[n("10.0.0.0/16"), n("10.9.0.0/16"), n("fd00:10::/48")],
+        );
         assert!(
             s.starts_with("table ip tabby-nat {}\ndelete table ip tabby-nat\n"),
             "{s}"
+        );
+        assert!(
+            s.ends_with("table ip6 tabby-nat {}\ndelete table ip6 tabby-nat\n"),
+            "no IPv6 NAT pool, no IPv6 table: {s}"
         );
         assert!(
             s.contains(
@@ -121,9 +144,25 @@ mod tests {
             s.contains("ip saddr @masq-pools ip daddr != @all-pools counter masquerade"),
             "{s}"
         );
+        assert_eq!(script(&[], &[n("10.0.0.0/16")]), NO_TABLES);
+    }
+
+    #[test]
+    fn an_ipv6_nat_pool_gets_its_own_ip6_table() {
+        let n = |s: &str| s.parse::<IpNet>().unwrap();
+        let s = script(&[n("fd00:10::/48")], &[n("10.0.0.0/16"), n("fd00:10::/48")]);
+        let (v4, v6) = s.split_once("table ip6 tabby-nat {}").unwrap();
         assert_eq!(
-            script(&[], &[n("10.0.0.0/16")]),
-            "table ip tabby-nat {}\ndelete table ip tabby-nat\n"
+            v4, "table ip tabby-nat {}\ndelete table ip tabby-nat\n",
+            "{s}"
+        );
+        assert!(
+            v6.contains(
+                "set masq-pools { type ipv6_addr; flags interval; elements = { fd00:10::/48 }; }"
+            ) && v6.contains(
+                "set all-pools { type ipv6_addr; flags interval; elements = { fd00:10::/48 }; }"
+            ) && v6.contains("ip6 saddr @masq-pools ip6 daddr != @all-pools counter masquerade"),
+            "{s}"
         );
     }
 }

@@ -81,6 +81,10 @@ pub struct NodeConfig {
     /// IPv6 VXLAN uses the node's one VXLAN device over its IPv4 address.
     #[arg(long, env = "TABBY_IPV6POOL_VXLAN", default_value = "Never")]
     pub ipv6pool_vxlan: String,
+    /// natOutgoing of the default IPv6 pool (Calico's
+    /// CALICO_IPV6POOL_NAT_OUTGOING; off by default, as there).
+    #[arg(long, env = "TABBY_IPV6POOL_NAT_OUTGOING", default_value_t = false, action = clap::ArgAction::Set)]
+    pub ipv6pool_nat_outgoing: bool,
 
     /// BGP port to listen on and connect to.
     #[arg(long, env = "TABBY_BGP_PORT", default_value_t = 179)]

@@ -881,16 +881,12 @@ impl Daemon {
 
     /// Masquerade traffic from `natOutgoing` pools to outside every pool.
     fn program_nat(&mut self, pools: &[ipam::Pool]) {
-        let v4 = |p: &ipam::Pool| match p.cidr {
-            IpNet::V4(n) => Some(n),
-            IpNet::V6(_) => None,
-        };
-        let masq: Vec<_> = pools
+        let masq: Vec<IpNet> = pools
             .iter()
             .filter(|p| p.nat_outgoing && !p.disabled)
-            .filter_map(v4)
+            .map(|p| p.cidr)
             .collect();
-        let all: Vec<_> = pools.iter().filter_map(v4).collect();
+        let all: Vec<IpNet> = pools.iter().map(|p| p.cidr).collect();
         match self.nat.sync(&masq, &all) {
             Ok(changed) => {
                 if changed && self.nat_error.take().is_some() {

@@ -142,6 +142,7 @@ pub async fn ensure_default_pool(cfg: &NodeConfig, ipam: &Ipam<Arc<EtcdStore>>) 
             "cidr": cidr,
             "blockSize": cfg.ipv6pool_block_size,
             "vxlanMode": cfg.ipv6pool_vxlan,
+            "natOutgoing": cfg.ipv6pool_nat_outgoing,
         });
         ensure_pool(ipam, "default-ipv6-ippool", spec, true).await?;
     }
