@@ -6,43 +6,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bgp::rib::{
-    DecisionConfig, IpPrefix, LocalConfig, PeerConfig as RibPeer, PeerKind, Policy, PrefixSet, Rib,
-};
+use bgp::rib::{DecisionConfig, IpPrefix, LocalConfig, PeerConfig as RibPeer, PeerKind, Rib};
 use bgp::session::Negotiated;
-use bgp::session::SessionConfig;
 use bgp::speaker::{self, PeerConfig, PeerStatus, SessionEvent, SpeakerConfig, SpeakerHandle};
-use bgp::wire::capability::{GracefulRestart, GracefulRestartFamily};
-use bgp::wire::{Afi, Capability, Message, RouteRefreshSubtype, Safi};
-use ipam::{AffinityState, EtcdStore, Ipam, TunnelKind};
+use bgp::wire::{Message, RouteRefreshSubtype};
+use ipam::{AffinityState, EtcdStore, Ipam};
 use ipnet::IpNet;
 use tokio::sync::{broadcast, watch};
 
-use super::cluster::{MeshPeer, NodeInfo, PeerType, external_peers, mesh};
+use super::cluster::{MeshPeer, NodeInfo, external_peers, mesh};
 use super::config::NodeConfig;
 use super::control::{self, PeerRow, RouteRow, View};
 use super::export;
-use super::health::{Health, PeerMetrics, Timings};
+use super::health::{Health, PeerMetrics, Timings, timed};
 use super::registration::{bgp_peers, nodes, register};
 use super::routes::{Inputs, Learned, desired};
 use super::startup;
 use crate::dataplane::autodetect::host_addresses;
 use crate::dataplane::encap::{LocalLinks, check_kernel_support, kernel_has_ipip};
-use crate::dataplane::reconciler::{RoundOutcome, RouteCommand, RouteReconciler};
+use crate::dataplane::reconciler::RouteCommand;
 use crate::dataplane::route::{RouteSet, Target};
 use crate::dataplane::route_table::RouteTable;
 use crate::dataplane::veth::link_index;
-use crate::dataplane::vxlan::{self, VxlanDevice, vtep_mac};
+use crate::dataplane::vxlan;
 use crate::dataplane::workload::is_workload_interface;
 
-/// How long peers keep our routes while this agent restarts (RFC 4724
-/// Restart Time), seconds.
-const GR_RESTART_TIME: u16 = 120;
 /// How soon after a received UPDATE its routes are programmed (the
 /// coalescing window of a burst).
 const UPDATE_ROUND_DELAY: Duration = Duration::from_millis(50);
-/// How long a session closed for exceeding BGPPeer `maxPrefix` stays down.
-const MAX_PREFIX_RESTART: Duration = Duration::from_secs(30);
 /// How long a peer's routes stay stale after its BoRR if no EoRR comes
 /// (RFC 7313 §4 lets the receiver bound the wait; FRR's stale-path-time).
 const REFRESH_STALE_TIME: Duration = Duration::from_secs(360);
@@ -103,31 +94,7 @@ struct Daemon {
     datastore_errors: u64,
     /// Route programming as the dataplane thread measured it: when the
     /// oldest unapplied desired set was handed over, and the timings.
-    programming: Arc<std::sync::Mutex<Programming>>,
-}
-
-/// Route programming latency, shared with the dataplane thread.
-#[derive(Debug, Default)]
-struct Programming {
-    /// When a desired set not yet applied was handed over.
-    sent_at: Option<std::time::Instant>,
-    timings: Timings,
-    last_seconds: f64,
-}
-
-/// Time one IPAM operation into `timings` under `name`.
-async fn timed<T, E>(
-    timings: &mut BTreeMap<&'static str, Timings>,
-    name: &'static str,
-    op: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    let started = std::time::Instant::now();
-    let result = op.await;
-    timings
-        .entry(name)
-        .or_default()
-        .record(started.elapsed(), result.is_ok());
-    result
+    programming: Arc<std::sync::Mutex<super::programming::Programming>>,
 }
 
 /// Run the agent until SIGTERM or SIGINT.
@@ -192,84 +159,28 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
             .await
             .unwrap_or_default(),
     };
-    // VXLAN, if a pool wants it: tunnel addresses from IPAM (IPv4, and
-    // IPv6 when dual stack with a VXLAN IPv6 pool), one device over the
-    // IPv4 uplink for both families, Node fields.
-    let wants_vxlan = |v6: bool| {
-        pools
-            .iter()
-            .any(|p| p.cidr.addr().is_ipv6() == v6 && p.vxlan_mode != ipam::EncapMode::Never)
-    };
-    let mut vxlan4 = None;
-    let mut vxlan6 = None;
-    let mut vxlan_index = None;
     let mut ipam_timings = BTreeMap::new();
-    // The node's tunnel address of `kind`, from IPAM (timed for metrics).
-    let mut tunnel_address = async |kind: TunnelKind| {
-        timed(
-            &mut ipam_timings,
-            "assign_tunnel_address",
-            ipam.assign_tunnel_address(&cfg.nodename, kind, &node_labels),
-        )
-        .await
-        .map(|a| a.ip)
-        .with_context(|| format!("{kind:?} tunnel address"))
-    };
-    if wants_vxlan(false) {
-        let IpAddr::V4(tunnel) = tunnel_address(TunnelKind::Vxlan).await? else {
-            bail!("IPv4 tunnel address expected")
-        };
-        vxlan4 = Some(tunnel);
-    }
-    if address6.is_some() && wants_vxlan(true) {
-        let IpAddr::V6(tunnel) = tunnel_address(TunnelKind::VxlanV6).await? else {
-            bail!("IPv6 tunnel address expected")
-        };
-        vxlan6 = Some(tunnel);
-    }
-    // IPIP, if an IPv4 pool wants it (start-up refused it above on a
-    // kernel without ipip): tunl0 with the node's IPIP tunnel address.
-    let mut ipip_tunnel = None;
-    let mut ipip_index = None;
-    if pools
-        .iter()
-        .any(|p| p.cidr.addr().is_ipv4() && p.ipip_mode != ipam::EncapMode::Never)
-        && kernel_has_ipip()
-    {
-        let IpAddr::V4(tunnel) = tunnel_address(TunnelKind::Ipip).await? else {
-            bail!("IPv4 tunnel address expected")
-        };
-        let index = crate::dataplane::ipip::ensure_tunl0(
-            &handle,
-            uplink_mtu.saturating_sub(20),
-            Some(IpNet::new(IpAddr::V4(tunnel), 32)?),
-        )
-        .await?;
-        tracing::info!(%tunnel, "tunl0 up");
-        ipip_tunnel = Some(tunnel);
-        ipip_index = Some(index);
-    }
-    let mac = (vxlan4.is_some() || vxlan6.is_some()).then(|| vtep_mac(&cfg.nodename));
-    if let Some(mac) = mac {
-        let mut tunnel_addresses = Vec::new();
-        if let Some(t) = vxlan4 {
-            tunnel_addresses.push(IpNet::new(IpAddr::V4(t), 32)?);
-        }
-        if let Some(t) = vxlan6 {
-            tunnel_addresses.push(IpNet::new(IpAddr::V6(t), 128)?);
-        }
-        let dev = VxlanDevice {
-            name: vxlan::DEFAULT_DEVICE.into(),
-            vni: vxlan::DEFAULT_VNI,
-            port: vxlan::DEFAULT_PORT,
-            uplink,
-            local: IpAddr::V4(address.addr()),
-            mac,
-            mtu: uplink_mtu.saturating_sub(50),
-            tunnel_addresses,
-        };
-        vxlan_index = Some(vxlan::ensure_device(&handle, &dev).await?);
-    }
+    let tunnels = super::tunnels::set_up(&mut super::tunnels::Setup {
+        node: &cfg.nodename,
+        ipam: &ipam,
+        handle: &handle,
+        pools: &pools,
+        address,
+        address6,
+        uplink,
+        uplink_mtu,
+        node_labels: &node_labels,
+        timings: &mut ipam_timings,
+    })
+    .await?;
+    let super::tunnels::Tunnels {
+        vxlan4,
+        vxlan6,
+        mac,
+        vxlan_index,
+        ipip: ipip_tunnel,
+        ipip_index,
+    } = tunnels;
     let labels = kube.as_ref().map(|k| &k.facts.labels);
     // The AS: `AS`, else the cluster's BGPConfiguration, else 64512.
     let asn = match cfg.asn {
@@ -351,52 +262,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         tracing::info!("restarting: the kernel holds the last run's routes");
     }
     // The dataplane thread: adopts what a previous run left, then serves.
-    let (routes_tx, routes_rx) = std::sync::mpsc::channel();
-    let resync = Duration::from_secs(30);
-    // Pod routes on live workload interfaces are tabby-cni's until the pod
-    // goes (they vanish with the interface): never delete them, even when a
-    // resync runs before this agent has heard of the pod.
-    let programming = Arc::new(std::sync::Mutex::new(Programming::default()));
-    let measured = Arc::clone(&programming);
-    let prefix = cfg.interface_prefix.clone();
-    let workload = move |_: &IpNet, t: &Target| matches!(t, Target::Device { ifindex } if is_workload_interface(*ifindex, &prefix));
-    std::thread::Builder::new()
-        .name("dataplane".into())
-        .spawn(
-            move || match RouteReconciler::start().map(|r| r.protect(workload)) {
-                Ok(r) => {
-                    let log_round = |outcome: RoundOutcome| match outcome {
-                        RoundOutcome::Applied(r) | RoundOutcome::Resynced(r) if r.requests > 0 => {
-                            tracing::info!(
-                                added = r.added,
-                                replaced = r.replaced,
-                                deleted = r.deleted,
-                                failed = r.failed.len(),
-                                "routes programmed"
-                            )
-                        }
-                        RoundOutcome::Failed(e) => tracing::warn!("dataplane round failed: {e}"),
-                        _ => {}
-                    };
-                    let log = |outcome: RoundOutcome| {
-                        if let RoundOutcome::Applied(r) = &outcome
-                            && let Ok(mut p) = measured.lock()
-                            && let Some(sent) = p.sent_at.take()
-                            && r.requests > 0
-                        {
-                            let took = sent.elapsed();
-                            p.timings.record(took, r.failed.is_empty());
-                            p.last_seconds = took.as_secs_f64();
-                        }
-                        log_round(outcome)
-                    };
-                    if let Err(e) = r.serve(&routes_rx, resync, log) {
-                        tracing::error!("dataplane stopped: {e}");
-                    }
-                }
-                Err(e) => tracing::error!("dataplane: {e}"),
-            },
-        )?;
+    let (routes_tx, programming) = super::programming::spawn(cfg.interface_prefix.clone())?;
 
     let (view, view_rx) = watch::channel(View::default());
     control::serve(&cfg.control_socket, view_rx)?;
@@ -624,90 +490,19 @@ impl Daemon {
     }
 
     fn peer_config(&self, p: &MeshPeer) -> PeerConfig {
-        let mut session = SessionConfig::new(self.me.asn, p.asn, self.me.address.addr());
-        session.hold_time = Duration::from_secs(u64::from(self.cfg.bgp_hold_time));
-        session.passive = p.passive;
-        session.connect_retry = Duration::from_secs(2);
-        let mut families = vec![GracefulRestartFamily {
-            afi: Afi::IPV4,
-            safi: Safi::UNICAST,
-            forwarding_state: true,
-        }];
-        if self.me.address6.is_some() {
-            // Dual stack: IPv6 unicast over the same session (RFC 4760).
-            session.capabilities.push(Capability::Multiprotocol {
-                afi: Afi::IPV6,
-                safi: Safi::UNICAST,
-            });
-            families.push(GracefulRestartFamily {
-                afi: Afi::IPV6,
-                safi: Safi::UNICAST,
-                forwarding_state: true,
-            });
-        }
-        // Graceful restart (RFC 4724): peers keep our routes while this
-        // agent restarts; the kernel keeps forwarding meanwhile (F bit).
-        session
-            .capabilities
-            .push(Capability::GracefulRestart(GracefulRestart {
-                // RFC 4724 §3: the R bit says "I have restarted" — set
-                // while converging after a run that left routes behind,
-                // so peers keep our stale routes until our End-of-RIB.
-                restart_state: self.restarted && self.converging_until.is_some(),
-                notification: false,
-                restart_time: GR_RESTART_TIME,
-                families,
-            }));
-        let mut cfg = PeerConfig::new(p.address, session);
-        cfg.local_address = match p.address {
-            IpAddr::V4(_) => Some(IpAddr::V4(self.me.address.addr())),
-            IpAddr::V6(_) => self.me.address6.map(|a| IpAddr::V6(a.addr())),
-        };
-        cfg.password = p.password.clone();
-        if p.is_node {
-            // Another tabby node listens where we do.
-            cfg.port = self.cfg.bgp_port;
-        }
-        if p.kind != PeerType::Mesh {
-            // BGPPeers (top-of-rack routers, reflectors) may be a few hops
-            // away, as with Calico's BIRD `multihop`.
-            cfg.ttl = Some(64);
-        }
-        cfg
+        super::peering::session(
+            &super::peering::Local {
+                me: &self.me,
+                hold_time: self.cfg.bgp_hold_time,
+                bgp_port: self.cfg.bgp_port,
+                restarting: self.restarted && self.converging_until.is_some(),
+            },
+            p,
+        )
     }
 
-    /// The RIB's view of a peer: mesh peers exchange everything iBGP
-    /// allows; external peers (RFC 8212: explicit policies) get only our
-    /// blocks and give only prefixes inside enabled pools.
     fn rib_peer(&self, p: &MeshPeer, pools: &[ipam::Pool]) -> RibPeer {
-        let mut rib_peer = RibPeer::new(p.address, p.asn);
-        rib_peer.local_v4 = Some(self.me.address.addr());
-        rib_peer.local_v6 = self.me.address6.map(|a| a.addr());
-        if p.keep_original_next_hop {
-            rib_peer.next_hop = bgp::rib::NextHopMode::Keep;
-        }
-        rib_peer.max_prefixes = p.max_prefix.map(|limit| bgp::rib::MaxPrefix {
-            limit,
-            warn_only: false,
-            restart_after: Some(MAX_PREFIX_RESTART),
-        });
-        rib_peer.rr_client = p.rr_client;
-        if !p.is_node {
-            let ranges: Vec<String> = pools
-                .iter()
-                .filter(|p| !p.disabled)
-                .map(|p| {
-                    let max = if p.cidr.addr().is_ipv6() { 128 } else { 32 };
-                    format!("{} le {max}", p.cidr)
-                })
-                .collect();
-            let ours: Vec<String> = self.originated.iter().map(|b| b.to_string()).collect();
-            let set =
-                |v: &[String]| PrefixSet::parse(v.iter().map(String::as_str)).unwrap_or_default();
-            rib_peer.import = Some(Policy::only(set(&ranges)));
-            rib_peer.export = Some(Policy::only(set(&ours)));
-        }
-        rib_peer
+        super::peering::rib_peer(&self.me, p, pools, &self.originated)
     }
 
     /// One reconciliation round: mesh, export, import, view.
@@ -861,7 +656,7 @@ impl Daemon {
             }
         }
         if let Ok(mut p) = self.programming.lock() {
-            p.sent_at.get_or_insert_with(std::time::Instant::now);
+            p.handing_over();
         }
         let _ = self.routes.send(RouteCommand::Desired(routes.clone()));
         let statuses = self.speaker.peers().await.unwrap_or_default();

@@ -63,6 +63,21 @@ impl Timings {
     }
 }
 
+/// Await `op`, recording its time and outcome into `timings` under `name`.
+pub async fn timed<T, E>(
+    timings: &mut std::collections::BTreeMap<&'static str, Timings>,
+    name: &'static str,
+    op: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = std::time::Instant::now();
+    let result = op.await;
+    timings
+        .entry(name)
+        .or_default()
+        .record(started.elapsed(), result.is_ok());
+    result
+}
+
 /// What the HTTP task serves, refreshed by the daemon every round.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Health {

@@ -36,9 +36,12 @@ pub mod ipam_check;
 pub mod ipam_show;
 pub mod kind;
 pub mod kubernetes;
+pub mod peering;
+pub mod programming;
 pub mod registration;
 pub mod routes;
 pub mod startup;
+pub mod tunnels;
 pub mod watch;
 
 pub use config::NodeConfig;
