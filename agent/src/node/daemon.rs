@@ -727,9 +727,13 @@ impl Daemon {
             .flat_map(|n| {
                 // One neighbour entry per tunnel address; both map to the
                 // node's IPv4 address in the FDB.
+                // (IPv6 ones only when this node is dual stack itself: a
+                // host with IPv6 off would refuse them.)
                 let tunnels = [
                     n.vxlan_tunnel.map(IpAddr::V4),
-                    n.vxlan_tunnel6.map(IpAddr::V6),
+                    n.vxlan_tunnel6
+                        .filter(|_| self.me.address6.is_some())
+                        .map(IpAddr::V6),
                 ];
                 tunnels.into_iter().flatten().filter_map(|tunnel_address| {
                     Some(vxlan::RemoteVtep {
