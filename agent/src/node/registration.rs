@@ -225,3 +225,34 @@ pub async fn register(
     }
     Err(RegistrationError::Contended(name.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dual_stack_registration_reads_back_as_the_mesh_sees_it() {
+        let store = ipam::MemoryStore::new();
+        let mut me = Registration {
+            address: "10.200.0.1/24".parse().unwrap(),
+            address6: Some("fd00:200::1/64".parse().unwrap()),
+            asn: 64512,
+            vxlan: Some("10.0.1.0".parse().unwrap()),
+            vxlan6: Some("fd00:10:0:1::".parse().unwrap()),
+            vtep_mac: Some([0x66, 1, 2, 3, 4, 5]),
+            ipip: None,
+            labels: None,
+        };
+        register(&store, "n1", &me).await.unwrap();
+        let n = nodes(&store).await.unwrap().pop().unwrap();
+        assert_eq!(n.address6, me.address6);
+        assert_eq!(n.vxlan_tunnel6, me.vxlan6);
+        assert_eq!(n.vtep_mac, me.vtep_mac);
+        // IP6=none later: the IPv6 address goes (Calico's behaviour).
+        me.address6 = None;
+        register(&store, "n1", &me).await.unwrap();
+        let n = nodes(&store).await.unwrap().pop().unwrap();
+        assert_eq!(n.address6, None);
+        assert_eq!(n.address, me.address);
+    }
+}

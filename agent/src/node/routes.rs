@@ -107,3 +107,126 @@ pub fn desired(inputs: &Inputs<'_>) -> (RouteSet, BTreeMap<Refused, usize>) {
     }
     (routes, refused)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::route::NextHop;
+
+    fn pool(name: &str, cidr: &str, vxlan: &str) -> Pool {
+        let mut p = ipam::IpPool::new(name, cidr);
+        p.spec.vxlan_mode = serde_json::from_value(vxlan.into()).unwrap();
+        p.validate(&[]).unwrap()
+    }
+
+    fn node(name: &str, v4: &str, v6: &str, tunnel: &str, tunnel6: &str) -> NodeInfo {
+        NodeInfo {
+            name: name.into(),
+            address: v4.parse().unwrap(),
+            address6: Some(v6.parse().unwrap()),
+            asn: 64512,
+            vxlan_tunnel: Some(tunnel.parse().unwrap()),
+            vxlan_tunnel6: Some(tunnel6.parse().unwrap()),
+            vtep_mac: Some([2, 0, 0, 0, 0, 1]),
+            labels: Default::default(),
+            rr_cluster_id: None,
+        }
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn learned(prefix: &str, next_hop: &str) -> Learned {
+        Learned {
+            prefix: net(prefix),
+            next_hop: next_hop.parse().unwrap(),
+        }
+    }
+
+    fn hop(gateway: &str, ifindex: u32, onlink: bool) -> Target {
+        Target::Gateway(NextHop {
+            gateway: gateway.parse().unwrap(),
+            ifindex,
+            onlink,
+        })
+    }
+
+    #[test]
+    fn dual_stack_blocks_go_direct_on_the_subnet_and_over_vxlan_across() {
+        let pools = [
+            pool("v4", "10.0.0.0/16", "CrossSubnet"),
+            pool("v6", "fd00:10::/48", "CrossSubnet"),
+        ];
+        let nodes = [
+            node(
+                "n2",
+                "10.200.0.2/24",
+                "fd00:200::2/64",
+                "10.0.2.0",
+                "fd00:10:0:2::",
+            ),
+            node(
+                "n3",
+                "10.201.0.3/24",
+                "fd00:201::3/64",
+                "10.0.3.0",
+                "fd00:10:0:3::",
+            ),
+        ];
+        let links = LocalLinks {
+            node_subnet: net("10.200.0.1/24"),
+            node_subnet6: Some(net("fd00:200::1/64")),
+            uplink: 2,
+            ipip: None,
+            vxlan: Some(7),
+        };
+        let own = [net("10.0.1.0/26"), net("fd00:10:0:1::/122")];
+        let pods = [(net("10.0.1.5/32"), 40), (net("fd00:10:0:1::5/128"), 40)];
+        let learned = [
+            learned("10.0.2.0/26", "10.200.0.2"),
+            learned("fd00:10:0:2::/122", "fd00:200::2"),
+            learned("10.0.3.0/26", "10.201.0.3"),
+            learned("fd00:10:0:3::/122", "fd00:201::3"),
+            // not ours to take: outside the pools, and our own block
+            learned("192.168.9.0/24", "10.200.0.2"),
+            learned("fd00:10:0:1::/122", "fd00:200::2"),
+        ];
+        let (routes, refused) = desired(&Inputs {
+            own_blocks: &own,
+            learned: &learned,
+            pools: &pools,
+            nodes: &nodes,
+            links: &links,
+            pods: &pods,
+        });
+        assert_eq!(
+            routes.get(&net("fd00:10:0:1::/122")),
+            Some(&Target::Blackhole)
+        );
+        assert_eq!(
+            routes.get(&net("fd00:10:0:1::5/128")),
+            Some(&Target::Device { ifindex: 40 })
+        );
+        assert_eq!(
+            routes.get(&net("10.0.2.0/26")),
+            Some(&hop("10.200.0.2", 2, false))
+        );
+        assert_eq!(
+            routes.get(&net("fd00:10:0:2::/122")),
+            Some(&hop("fd00:200::2", 2, false))
+        );
+        assert_eq!(
+            routes.get(&net("10.0.3.0/26")),
+            Some(&hop("10.0.3.0", 7, true))
+        );
+        assert_eq!(
+            routes.get(&net("fd00:10:0:3::/122")),
+            Some(&hop("fd00:10:0:3::", 7, true)),
+            "IPv6 crosses subnets through the remote's IPv6 tunnel address"
+        );
+        assert_eq!(refused.get(&Refused::OutsidePools), Some(&1));
+        assert_eq!(refused.get(&Refused::OwnBlock), Some(&1));
+        assert_eq!(routes.len(), 8);
+    }
+}
