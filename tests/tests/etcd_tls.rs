@@ -3,7 +3,7 @@
 //! settings tabby-node, tabby-cni and routectl build from
 //! `ETCD_CA_CERT_FILE` / `ETCD_CERT_FILE` / `ETCD_KEY_FILE`; a client
 //! without a certificate, or trusting another CA, is refused with an error
-//! that says so, within the connect bound.
+//! that says so.
 
 use std::path::PathBuf;
 
@@ -64,11 +64,10 @@ fn ipam_works_over_mutual_tls_and_clients_without_the_right_certificates_are_ref
         );
 
         // No client certificate: etcd's --client-cert-auth refuses the
-        // handshake; the error comes within the connect bound and says
-        // it is etcd that could not be reached.
+        // handshake; the error says it is etcd that could not be reached
+        // (the connect bound itself is EtcdStore's, tested with the
+        // outage in ipam_etcd.rs; tests do not time wall clocks).
         let without = config(&etcd, Some(ca.clone()), false);
-        let bound = without.connect_timeout + without.request_timeout;
-        let started = std::time::Instant::now();
         let refused = async {
             let store = EtcdStore::connect(&without)
                 .await
@@ -77,11 +76,6 @@ fn ipam_works_over_mutual_tls_and_clients_without_the_right_certificates_are_ref
             Ok::<_, String>(())
         };
         let err = refused.await.expect_err("no client certificate");
-        assert!(
-            started.elapsed() <= bound * 2,
-            "bounded: {:?}",
-            started.elapsed()
-        );
         assert!(
             err.contains("etcd at https://127.0.0.1") && err.contains("unreachable"),
             "{err}"

@@ -120,15 +120,16 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     }
 
     // The uplink: the interface holding the node address.
-    let uplink_name = host_addresses()?
-        .into_iter()
+    let host = host_addresses()?;
+    let uplink_name = host
+        .iter()
         .find(|a| a.address.addr() == IpAddr::V4(address.addr()))
-        .map(|a| a.interface)
+        .map(|a| a.interface.clone())
         .ok_or_else(|| anyhow!("no interface has {address}"))?;
     if let Some(a6) = address6 {
         // Dual stack: IPv6 routes to other nodes leave by the same uplink.
-        let on_uplink = host_addresses()?
-            .into_iter()
+        let on_uplink = host
+            .iter()
             .any(|a| a.address.addr() == IpAddr::V6(a6.addr()) && a.interface == uplink_name);
         if !on_uplink {
             bail!(
