@@ -18,6 +18,13 @@
 //!    on this machine scales with concurrency at all (the ceiling of 3).
 //!
 //! Goals (issue 6): (2) ≥ 0.8 × (1); (3) ≥ 2 × (2).
+//!
+//! With its own etcd it also prints the CPU each kind of operation cost,
+//! etcd's and the bench's own (from `/proc/<pid>/stat`, 10 ms ticks summed
+//! over the whole phase): on a machine where etcd and the allocators share
+//! the cores, `cores / (CPU per op)` bounds the concurrent rates.
+//! `--disk` puts etcd's data in a directory on disk (its WAL fsyncs then
+//! wait for the device, as in production) instead of `/dev/shm`.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -45,9 +52,10 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn start_etcd() -> Result<(OwnEtcd, String)> {
+fn start_etcd(on_disk: bool) -> Result<(OwnEtcd, String)> {
     let (client, peer) = (free_port()?, free_port()?);
-    let dir = std::path::PathBuf::from(format!("/dev/shm/tabby-ipam-bench-{}", std::process::id()));
+    let base = if on_disk { "/var/tmp" } else { "/dev/shm" };
+    let dir = std::path::PathBuf::from(format!("{base}/tabby-ipam-bench-{}", std::process::id()));
     let curl = format!("http://127.0.0.1:{client}");
     let purl = format!("http://127.0.0.1:{peer}");
     let child = Command::new("etcd")
@@ -79,6 +87,70 @@ fn start_etcd() -> Result<(OwnEtcd, String)> {
     Ok((OwnEtcd { child, dir }, curl))
 }
 
+/// CPU time (user + system) a process has used, in 10 ms ticks (Linux's
+/// `USER_HZ` is 100), all its threads together; 0 when unreadable.
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // the command name may hold spaces: fields count from after its ')'
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// CPU used by etcd and by this bench while a phase ran.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    etcd: u64,
+    bench: u64,
+}
+
+impl Cpu {
+    fn add(&mut self, other: Cpu) {
+        self.etcd += other.etcd;
+        self.bench += other.bench;
+    }
+
+    /// Microseconds of CPU per operation, etcd's and the bench's.
+    fn per_op(self, ops: usize) -> (f64, f64) {
+        let us = |ticks: u64| ticks as f64 * 10_000.0 / ops as f64;
+        (us(self.etcd), us(self.bench))
+    }
+}
+
+/// Counts the CPU of etcd (when the bench started it) and of the bench.
+#[derive(Debug, Clone, Copy)]
+struct CpuMeter {
+    etcd: Option<u32>,
+}
+
+impl CpuMeter {
+    fn now(self) -> Cpu {
+        Cpu {
+            etcd: self.etcd.map_or(0, cpu_ticks),
+            bench: cpu_ticks(std::process::id()),
+        }
+    }
+
+    fn since(self, start: Cpu) -> Cpu {
+        let now = self.now();
+        Cpu {
+            etcd: now.etcd - start.etcd,
+            bench: now.bench - start.bench,
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -96,14 +168,20 @@ async fn raw_cas_on(
     ops: usize,
     start_together: Option<Arc<Barrier>>,
 ) -> Result<f64> {
-    let s = store(endpoint).await?;
     let key = format!("/tabby-bench/cas-{name}");
-    let TxnOutcome::Committed { mut revision } = s.create(&key, b"0".to_vec()).await? else {
-        bail!("cas key exists")
-    };
+    let warm = async {
+        let s = store(endpoint).await?;
+        let TxnOutcome::Committed { revision } = s.create(&key, b"0".to_vec()).await? else {
+            bail!("cas key exists")
+        };
+        Ok((s, revision))
+    }
+    .await;
+    // reached also after a failed set-up, so nobody waits for this thread
     if let Some(b) = start_together {
         b.wait();
     }
+    let (s, mut revision) = warm?;
     let start = Instant::now();
     for i in 1..=ops {
         match s.update(&key, i.to_string().into_bytes(), revision).await? {
@@ -117,8 +195,14 @@ async fn raw_cas_on(
 /// Phases 1 and 2 interleaved: batches of [`BATCH`] raw CAS updates and
 /// [`BATCH`] allocations for one node, alternating, each kind's time
 /// summed, so that both rates see the same machine (a neighbour's build
-/// starting mid-run slows both, not one). Returns (CAS/s, allocations/s).
-async fn interleaved(endpoint: &str, round: usize, ops: usize) -> Result<(f64, f64)> {
+/// starting mid-run slows both, not one). Returns the rate and CPU of each:
+/// (CAS/s, CAS CPU, allocations/s, allocation CPU).
+async fn interleaved(
+    endpoint: &str,
+    round: usize,
+    ops: usize,
+    meter: CpuMeter,
+) -> Result<(f64, Cpu, f64, Cpu)> {
     let cas = store(endpoint).await?;
     let key = format!("/tabby-bench/cas-{round}");
     let TxnOutcome::Committed { mut revision } = cas.create(&key, b"0".to_vec()).await? else {
@@ -129,9 +213,11 @@ async fn interleaved(endpoint: &str, round: usize, ops: usize) -> Result<(f64, f
     ipam.auto_assign(&AssignArgs::new(format!("{node}-warm"), node.clone()))
         .await?;
     let (mut cas_time, mut alloc_time) = (Duration::ZERO, Duration::ZERO);
+    let (mut cas_cpu, mut alloc_cpu) = (Cpu::default(), Cpu::default());
     let mut done = 0;
     while done < ops {
         let n = BATCH.min(ops - done);
+        let cpu = meter.now();
         let start = Instant::now();
         for i in done..done + n {
             match cas
@@ -143,17 +229,22 @@ async fn interleaved(endpoint: &str, round: usize, ops: usize) -> Result<(f64, f
             }
         }
         cas_time += start.elapsed();
+        cas_cpu.add(meter.since(cpu));
+        let cpu = meter.now();
         let start = Instant::now();
         for i in done..done + n {
             ipam.auto_assign(&AssignArgs::new(format!("{node}-{i}"), node.clone()))
                 .await?;
         }
         alloc_time += start.elapsed();
+        alloc_cpu.add(meter.since(cpu));
         done += n;
     }
     Ok((
         ops as f64 / cas_time.as_secs_f64(),
+        cas_cpu,
         ops as f64 / alloc_time.as_secs_f64(),
+        alloc_cpu,
     ))
 }
 
@@ -169,13 +260,19 @@ async fn allocate(
     ops: usize,
     start_together: Option<Arc<Barrier>>,
 ) -> Result<(usize, Duration)> {
-    let ipam = Ipam::new(store(&endpoint).await?);
-    // warm-up: the first call claims a block
-    ipam.auto_assign(&AssignArgs::new(format!("{node}-warm"), node.clone()))
-        .await?;
+    // warm-up: connect, and the first call claims a block
+    let warm = async {
+        let ipam = Ipam::new(store(&endpoint).await?);
+        ipam.auto_assign(&AssignArgs::new(format!("{node}-warm"), node.clone()))
+            .await?;
+        anyhow::Ok(ipam)
+    }
+    .await;
+    // reached also after a failed warm-up, so nobody waits for this thread
     if let Some(b) = start_together {
         b.wait();
     }
+    let ipam = warm?;
     let start = Instant::now();
     for i in 0..ops {
         ipam.auto_assign(&AssignArgs::new(format!("{node}-{i}"), node.clone()))
@@ -186,9 +283,9 @@ async fn allocate(
 
 /// Eight allocators for eight nodes, each on its own thread, runtime and
 /// connection, started together once all are warm: total allocations over
-/// the longest one's time.
-fn parallel(endpoint: &str, round: usize, ops: usize) -> Result<f64> {
-    let barrier = Arc::new(Barrier::new(8));
+/// the longest one's time, and the CPU used from the start.
+fn parallel(endpoint: &str, round: usize, ops: usize, meter: CpuMeter) -> Result<(f64, Cpu)> {
+    let barrier = Arc::new(Barrier::new(9));
     let threads: Vec<_> = (0..8)
         .map(|i| {
             let (endpoint, node) = (endpoint.to_string(), format!("r{round}-multi-{i}"));
@@ -196,14 +293,14 @@ fn parallel(endpoint: &str, round: usize, ops: usize) -> Result<f64> {
             std::thread::spawn(move || runtime()?.block_on(allocate(endpoint, node, ops, b)))
         })
         .collect();
-    join_rate(threads)
+    join_rate(threads, &barrier, meter)
 }
 
 /// Eight raw CAS chains on eight keys at once, as [`parallel`]: how far
 /// concurrency can take this etcd on this machine at all (the ceiling of
 /// the 8-allocator figure).
-fn parallel_cas(endpoint: &str, round: usize, ops: usize) -> Result<f64> {
-    let barrier = Arc::new(Barrier::new(8));
+fn parallel_cas(endpoint: &str, round: usize, ops: usize, meter: CpuMeter) -> Result<(f64, Cpu)> {
+    let barrier = Arc::new(Barrier::new(9));
     let threads: Vec<_> = (0..8)
         .map(|i| {
             let endpoint = endpoint.to_string();
@@ -217,10 +314,19 @@ fn parallel_cas(endpoint: &str, round: usize, ops: usize) -> Result<f64> {
             })
         })
         .collect();
-    join_rate(threads)
+    join_rate(threads, &barrier, meter)
 }
 
-fn join_rate(threads: Vec<std::thread::JoinHandle<Result<(usize, Duration)>>>) -> Result<f64> {
+/// Release the threads (waiting on `barrier` once warm), then total their
+/// operations over the longest one's time, with the CPU used meanwhile.
+fn join_rate(
+    threads: Vec<std::thread::JoinHandle<Result<(usize, Duration)>>>,
+    barrier: &Barrier,
+    meter: CpuMeter,
+) -> Result<(f64, Cpu)> {
+    // every thread reaches the barrier, warm or failed (see `allocate`)
+    barrier.wait();
+    let cpu = meter.now();
     let mut total = 0;
     let mut longest = Duration::ZERO;
     for t in threads {
@@ -230,7 +336,7 @@ fn join_rate(threads: Vec<std::thread::JoinHandle<Result<(usize, Duration)>>>) -
         total += n;
         longest = longest.max(took);
     }
-    Ok(total as f64 / longest.as_secs_f64())
+    Ok((total as f64 / longest.as_secs_f64(), meter.since(cpu)))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -241,8 +347,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut endpoint, mut ops, mut rounds, mut block_size) = (None, 1000usize, 3usize, 26u8);
+    let mut on_disk = false;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--disk" => on_disk = true,
             "--endpoint" => endpoint = args.next(),
             "--ops" => ops = args.next().context("--ops N")?.parse()?,
             "--rounds" => rounds = args.next().context("--rounds R")?.parse()?,
@@ -251,10 +359,12 @@ fn main() -> Result<()> {
         }
     }
     let _own;
+    let mut meter = CpuMeter { etcd: None };
     let endpoint = match endpoint {
         Some(e) => e,
         None => {
-            let (own, url) = start_etcd()?;
+            let (own, url) = start_etcd(on_disk)?;
+            meter.etcd = Some(own.child.id());
             _own = own;
             url
         }
@@ -286,10 +396,12 @@ fn main() -> Result<()> {
         anyhow::Ok(())
     })?;
     let (mut cas, mut one, mut eight, mut cas8) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // CPU per phase, summed over the rounds: CAS, 1 allocator, 8, 8 chains
+    let mut cpu = [Cpu::default(); 4];
     for round in 0..rounds {
-        let (c, s) = rt.block_on(interleaved(&endpoint, round, ops))?;
-        let m = parallel(&endpoint, round, ops)?;
-        let c8 = parallel_cas(&endpoint, round, ops)?;
+        let (c, c_cpu, s, s_cpu) = rt.block_on(interleaved(&endpoint, round, ops, meter))?;
+        let (m, m_cpu) = parallel(&endpoint, round, ops, meter)?;
+        let (c8, c8_cpu) = parallel_cas(&endpoint, round, ops, meter)?;
         println!(
             "round {round}: raw CAS {c:.0}/s, 1 allocator {s:.0}/s ({:.2}x CAS), 8 allocators {m:.0}/s ({:.2}x single); 8 raw CAS chains {c8:.0}/s ({:.2}x one chain)",
             s / c,
@@ -300,6 +412,9 @@ fn main() -> Result<()> {
         one.push(s);
         eight.push(m);
         cas8.push(c8);
+        for (sum, phase) in cpu.iter_mut().zip([c_cpu, s_cpu, m_cpu, c8_cpu]) {
+            sum.add(phase);
+        }
     }
     let ceiling = median(cas8.iter().zip(&cas).map(|(m, c)| m / c).collect());
     let ratio1 = median(one.iter().zip(&cas).map(|(s, c)| s / c).collect());
@@ -313,5 +428,27 @@ fn main() -> Result<()> {
     println!(
         "  the same etcd's own concurrency ceiling: 8 raw CAS chains at once = {ceiling:.2} x one chain"
     );
+    if meter.etcd.is_some() {
+        let names = ["raw CAS", "1 allocator", "8 allocators", "8 CAS chains"];
+        let counts = [
+            ops * rounds,
+            ops * rounds,
+            8 * ops * rounds,
+            8 * ops * rounds,
+        ];
+        let per_op: Vec<String> = names
+            .iter()
+            .zip(cpu.iter().zip(counts))
+            .map(|(name, (c, n))| {
+                let (etcd, bench) = c.per_op(n);
+                format!("{name} {etcd:.0} + {bench:.0}")
+            })
+            .collect();
+        println!(
+            "  CPU per operation, etcd + client, microseconds ({} cores here): {}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            per_op.join("; ")
+        );
+    }
     Ok(())
 }

@@ -57,26 +57,73 @@ struct WireAttribute<'a> {
     node: Option<&'a str>,
 }
 
+/// What `node` becomes on the wire in a block affine to some node.
+enum NodeOnWire<'a> {
+    /// As stored (no affine node, or a different node).
+    Kept,
+    /// The affine node itself: implied.
+    Omitted,
+    /// No `node` attribute at all: written `"node":""`.
+    Empty(&'a str),
+}
+
+/// An attribute's `secondary` map as written (see [`WireAttribute`]),
+/// serialised straight from the stored map, in key order.
+struct WireSecondary<'a> {
+    attrs: &'a Attrs,
+    node: NodeOnWire<'a>,
+}
+
+impl WireSecondary<'_> {
+    fn is_empty(&self) -> bool {
+        match self.node {
+            NodeOnWire::Kept => self.attrs.is_empty(),
+            NodeOnWire::Omitted => self.attrs.len() == 1,
+            NodeOnWire::Empty(_) => false,
+        }
+    }
+}
+
+impl Serialize for WireSecondary<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        let mut empty_node = match self.node {
+            NodeOnWire::Empty(v) => Some(v),
+            _ => None,
+        };
+        for (k, v) in self.attrs {
+            // "node" sorts among the others: the implied empty one goes
+            // where the key order puts it, as a sorted map would
+            if let Some(v) = empty_node.filter(|_| k.as_str() > ATTR_NODE) {
+                map.serialize_entry(ATTR_NODE, v)?;
+                empty_node = None;
+            }
+            if k == ATTR_NODE && matches!(self.node, NodeOnWire::Omitted) {
+                continue;
+            }
+            map.serialize_entry(k, v)?;
+        }
+        if let Some(v) = empty_node {
+            map.serialize_entry(ATTR_NODE, v)?;
+        }
+        map.end()
+    }
+}
+
 impl Serialize for WireAttribute<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let a = self.attr;
-        let mut secondary: BTreeMap<&str, &str> = a
-            .secondary
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        if let Some(node) = self.node {
-            match secondary.get(ATTR_NODE) {
-                Some(&v) if v == node => {
-                    secondary.remove(ATTR_NODE);
-                }
-                Some(_) => {}
-                None => {
-                    secondary.insert(ATTR_NODE, "");
-                }
-            }
-        }
+        let node = match (self.node, a.secondary.get(ATTR_NODE)) {
+            (Some(node), Some(v)) if v == node => NodeOnWire::Omitted,
+            (Some(_), None) => NodeOnWire::Empty(""),
+            _ => NodeOnWire::Kept,
+        };
+        let secondary = WireSecondary {
+            attrs: &a.secondary,
+            node,
+        };
         let mut st = s.serialize_struct("AllocationAttribute", 2)?;
         st.serialize_field("handleId", &a.handle_id)?;
         if !secondary.is_empty() {
@@ -216,8 +263,14 @@ impl AllocationBlock {
             sequence_number_for_allocation: &self.sequence_number_for_allocation,
             deleted: self.deleted,
         };
+        // Room for a full block of short handles, so encoding rarely grows
+        // the buffer: a block is re-encoded by every allocation.
+        let mut out = Vec::with_capacity(256 + 64 * self.allocations.len());
         // Plain data with string map keys: serialisation cannot fail.
-        serde_json::to_vec(&wire).unwrap_or_default()
+        match serde_json::to_writer(&mut out, &wire) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
     }
 
     fn check(&self) -> Result<(), BlockError> {
@@ -562,7 +615,17 @@ mod tests {
         b.assign(1, "borrowed", &on("n2"));
         b.assign(1, "nodeless", &Attrs::new());
         b.assign(1, "pod", &pod);
+        // an implied empty node sorts among the other keys
+        let around = Attrs::from([
+            ("namespace".to_string(), "ns".to_string()),
+            ("pod".to_string(), "q".to_string()),
+        ]);
+        b.assign(1, "around", &around);
         let json = String::from_utf8(b.to_json()).unwrap();
+        assert!(
+            json.contains(r#""secondary":{"namespace":"ns","node":"","pod":"q"}"#),
+            "{json}"
+        );
         assert!(json.contains(r#"{"handleId":"mine"}"#), "{json}");
         assert!(json.contains(r#""secondary":{"node":"n2"}"#), "{json}");
         assert!(json.contains(r#""secondary":{"node":""}"#), "{json}");

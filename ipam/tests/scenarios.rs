@@ -11,7 +11,7 @@ use ipam::check::{self, LiveOwners};
 use ipam::store::Datastore;
 use ipam::{
     AffinityState, AllowedUse, AssignArgs, AssignmentMode, Attrs, BlockAffinity, IpPool, Ipam,
-    IpamConfig, IpamError, ReleaseRequest, TunnelKind, keys,
+    IpamConfig, IpamError, IpamOptions, ReleaseRequest, TunnelKind, keys,
 };
 use support::{Probe, rt};
 
@@ -384,6 +384,65 @@ fn requested_pools_are_used_whatever_their_selector_and_must_be_usable() {
         }
         assert!(ipam.ips_by_handle("h3").await.unwrap().is_empty());
         assert_invariants(&ipam).await;
+    });
+}
+
+/// Two clients of one store with a TTL long enough that neither re-reads
+/// on its own during the test: what each caches is as stale as it gets.
+async fn two_clients(cidr: &str, block_size: u8) -> (Ipam<Arc<Probe>>, Ipam<Arc<Probe>>) {
+    let a = setup(cidr, block_size).await;
+    let options = IpamOptions {
+        cache_ttl: std::time::Duration::from_secs(3600),
+        ..IpamOptions::default()
+    };
+    let b = Ipam::with_options(a.store().clone(), options);
+    let a = Ipam::with_options(a.store().clone(), options);
+    (a, b)
+}
+
+#[test]
+fn a_block_created_behind_a_cached_block_list_costs_a_failed_claim_not_a_wrong_one() {
+    rt().block_on(async {
+        // two /26 blocks; n1 claims one and caches the list of blocks
+        let (a, b) = two_clients("10.0.0.0/25", 26).await;
+        let first = a.auto_assign(&AssignArgs::new("a0", "n1")).await.unwrap()[0].block;
+        // n2, through another client, takes the other block
+        let other = b.auto_assign(&AssignArgs::new("b0", "n2")).await.unwrap()[0].block;
+        assert_ne!(first, other);
+        let mut fill = AssignArgs::new("a-fill", "n1");
+        fill.num_v4 = 63;
+        a.auto_assign(&fill).await.unwrap();
+        // n1's next claim tries n2's block from its stale list: the
+        // conditional phase 1 sees the block and writes nothing, so n1
+        // borrows instead and owns no affinity for n2's block
+        let got = a.auto_assign(&AssignArgs::new("a1", "n1")).await.unwrap();
+        assert_eq!((got[0].block, got[0].borrowed), (other, true));
+        let state = a.snapshot().await.unwrap();
+        assert!(!state.affinities.contains_key(&("n1".into(), other)));
+        assert_eq!(state.affinities.len(), 2);
+        assert_invariants(&a).await;
+    });
+}
+
+#[test]
+fn a_cached_block_list_that_leaves_nothing_to_claim_is_read_again() {
+    rt().block_on(async {
+        let (a, b) = two_clients("10.0.0.0/25", 26).await;
+        let other = b.auto_assign(&AssignArgs::new("b0", "n2")).await.unwrap()[0].block;
+        // n1 claims the second block: its cached list now holds both
+        let first = a.auto_assign(&AssignArgs::new("a0", "n1")).await.unwrap()[0].block;
+        assert_ne!(first, other);
+        // n2 gives its block back
+        b.release_by_handle("b0").await.unwrap();
+        assert_eq!(b.release_empty_blocks("n2", 0).await.unwrap(), vec![other]);
+        let mut fill = AssignArgs::new("a-fill", "n1");
+        fill.num_v4 = 63;
+        a.auto_assign(&fill).await.unwrap();
+        // by n1's stale list every block exists; the re-read finds the free
+        // one, which n1 claims instead of failing or borrowing
+        let got = a.auto_assign(&AssignArgs::new("a1", "n1")).await.unwrap();
+        assert_eq!((got[0].block, got[0].borrowed), (other, false));
+        assert_invariants(&a).await;
     });
 }
 

@@ -251,11 +251,12 @@ impl<S: Datastore> Ipam<S> {
         }
         let node = args.node.as_str();
         let mut out: Vec<Assigned> = Vec::new();
-        // 1. The node's own blocks: from the cache first, then re-read (those
-        //    not confirmed within the cache TTL), since another process may
-        //    have freed addresses in a block we think full.
+        // 1. The node's own blocks (the affinity list is re-read after the
+        //    cache TTL): from the cache first, then those not confirmed
+        //    within the TTL re-read, since another process may have freed
+        //    addresses in a block we think full.
         for fresh in [false, true] {
-            let affinities = self.affinities(node, fresh).await?;
+            let affinities = self.affinities(node, false).await?;
             for entry in affinities.iter().filter(|e| in_pools(&e.cidr, &pools)) {
                 let cidr = entry.cidr;
                 match entry.affinity.value.state {

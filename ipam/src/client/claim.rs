@@ -2,7 +2,8 @@
 //! empty blocks back.
 //!
 //! Claim (Calico's `claimAffineBlock`, tightened for etcd):
-//! 1. create the affinity `pending` (create-if-absent);
+//! 1. create the affinity `pending`, only if neither it nor the block exists
+//!    (a conflict reads both back, so the next step needs no extra read);
 //! 2. in **one** transaction, create the block with `affinity: host:<node>`
 //!    (only if absent) and confirm the affinity (only if it is still the
 //!    pending one we saw). Calico does these as two writes; with etcd's
@@ -54,10 +55,43 @@ impl<S: Datastore> Ipam<S> {
         let Some(family) = pools.first().map(|p| p.family()) else {
             return Ok(None);
         };
-        let existing: HashSet<IpNet> = (self.store.keys(&keys::block_family(family)).await?)
-            .iter()
-            .filter_map(|k| keys::parse_block(k))
-            .collect();
+        // The set of existing blocks steers the walk; the claim itself
+        // checks the block is absent, so a set from the cache that missed a
+        // new block costs one failed transaction, never a wrong claim. A
+        // cached set that finds nothing is re-read once before giving up.
+        let mut fresh = false;
+        loop {
+            let existing = match self.cached_block_keys(family).filter(|_| !fresh) {
+                Some(set) => set,
+                None => {
+                    fresh = true;
+                    let set: HashSet<IpNet> =
+                        (self.store.keys(&keys::block_family(family)).await?)
+                            .iter()
+                            .filter_map(|k| keys::parse_block(k))
+                            .collect();
+                    self.remember_block_keys(family, set.clone());
+                    set
+                }
+            };
+            if let Some(block) = self.walk_and_claim(node, pools, &existing).await? {
+                self.note_block_exists(family, block.value.cidr());
+                return Ok(Some(block));
+            }
+            if fresh {
+                return Ok(None);
+            }
+            fresh = true;
+        }
+    }
+
+    /// Try the blocks of `pools` not in `existing`, from the node's seed on.
+    async fn walk_and_claim(
+        &self,
+        node: &str,
+        pools: &[&Pool],
+        existing: &HashSet<IpNet>,
+    ) -> Result<Option<Versioned<AllocationBlock>>, IpamError> {
         for pool in pools {
             let count = pool.block_count();
             let start = node_seed(node) % count;
@@ -71,8 +105,9 @@ impl<S: Datastore> Ipam<S> {
                 if existing.contains(&cidr) {
                     continue;
                 }
-                if let Claim::Ours(block) = self.claim_cidr(node, cidr).await? {
-                    return Ok(Some(block));
+                match self.claim_cidr(node, cidr).await? {
+                    Claim::Ours(block) => return Ok(Some(block)),
+                    Claim::Taken => self.note_block_exists(pool.family(), cidr),
                 }
             }
         }
@@ -120,16 +155,25 @@ impl<S: Datastore> Ipam<S> {
         for _ in 0..self.attempts() {
             match (&aff, &blk) {
                 (None, None) => {
-                    // Phase 1: pending affinity.
-                    aff = match self.store.create(&akey, pending.clone()).await? {
-                        TxnOutcome::Committed { revision } => Some(Versioned {
-                            value: BlockAffinity::new(AffinityState::Pending),
-                            revision,
-                        }),
-                        TxnOutcome::Conflict { current } => {
-                            affinity_of(current.first().and_then(Option::as_ref))?
+                    // Phase 1: pending affinity, only while the block is
+                    // absent too; a conflict reads both back in the same
+                    // round trip.
+                    let compares = vec![Compare::absent(&akey), Compare::absent(&bkey)];
+                    let ops = vec![Op::put(&akey, pending.clone())];
+                    match self.store.txn(compares, ops).await? {
+                        TxnOutcome::Committed { revision } => {
+                            aff = Some(Versioned {
+                                value: BlockAffinity::new(AffinityState::Pending),
+                                revision,
+                            })
                         }
-                    };
+                        TxnOutcome::Conflict { current } => {
+                            let mut current = current.into_iter();
+                            aff = affinity_of(current.next().flatten().as_ref())?;
+                            blk =
+                                self.remember_block_kv(cidr, current.next().flatten().as_ref())?;
+                        }
+                    }
                 }
                 (None, Some(b)) if b.value.is_affine_to(node) => {
                     // Our block lost its affinity key: restore it.
@@ -249,6 +293,7 @@ impl<S: Datastore> Ipam<S> {
             if let TxnOutcome::Committed { .. } = outcome {
                 if block.as_ref().is_some_and(|b| b.value.is_affine_to(node)) {
                     self.remember_block(cidr, None);
+                    self.note_block_gone(cidr);
                 }
                 return Ok(true);
             }

@@ -28,7 +28,7 @@ pub use assign::{AssignArgs, Assigned, TunnelKind};
 pub use release::{NodeRemoval, ReleaseRequest};
 pub use repair::Repair;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,7 +41,7 @@ use crate::config::IpamConfig;
 use crate::error::IpamError;
 use crate::handle::IpamHandle;
 use crate::keys;
-use crate::pool::{IpPool, Pool, PoolError};
+use crate::pool::{Family, IpPool, Pool, PoolError};
 use crate::state::{self, IpamState, Versioned};
 use crate::store::{Compare, Datastore, KeyValue, Op, Revision, TxnOutcome};
 
@@ -83,6 +83,9 @@ struct Cache {
     affinities: HashMap<String, (Instant, Arc<Vec<AffinityEntry>>)>,
     /// Each block with when its value was last confirmed by the store.
     blocks: HashMap<IpNet, (Instant, Versioned<AllocationBlock>)>,
+    /// Which blocks of a family exist, with when the list was read (kept
+    /// up to date with what this client sees in between); steers claims.
+    block_keys: HashMap<Family, (Instant, HashSet<IpNet>)>,
 }
 
 /// The IPAM client.
@@ -273,6 +276,35 @@ impl<S: Datastore> Ipam<S> {
                 Some(e) => e.affinity = affinity,
                 None => list.push(AffinityEntry { cidr, affinity }),
             }
+        }
+    }
+
+    /// The cached set of existing blocks of `family`, if read within the TTL.
+    pub(crate) fn cached_block_keys(&self, family: Family) -> Option<HashSet<IpNet>> {
+        self.cache()
+            .block_keys
+            .get(&family)
+            .filter(|(at, _)| at.elapsed() < self.options.cache_ttl)
+            .map(|(_, set)| set.clone())
+    }
+
+    pub(crate) fn remember_block_keys(&self, family: Family, set: HashSet<IpNet>) {
+        self.cache()
+            .block_keys
+            .insert(family, (Instant::now(), set));
+    }
+
+    /// This client saw `cidr`'s block exist (claimed it, or lost it).
+    pub(crate) fn note_block_exists(&self, family: Family, cidr: IpNet) {
+        if let Some((_, set)) = self.cache().block_keys.get_mut(&family) {
+            set.insert(cidr);
+        }
+    }
+
+    /// This client deleted `cidr`'s block.
+    pub(crate) fn note_block_gone(&self, cidr: IpNet) {
+        for (_, set) in self.cache().block_keys.values_mut() {
+            set.remove(&cidr);
         }
     }
 
