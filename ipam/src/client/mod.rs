@@ -9,10 +9,12 @@
 //! this client has already seen costs exactly one transaction.
 //!
 //! The client caches what it read (pools and IPAM config, each node's
-//! affinities, blocks). The cache only ever saves reads: every write is
-//! conditioned on the revision the cached value was read at, so a stale
-//! entry costs a failed CAS, never a wrong allocation. Pools and affinities
-//! are re-read after [`IpamOptions::cache_ttl`].
+//! affinities, blocks, which blocks exist). The cache only ever saves reads:
+//! every write is conditioned on the revision the cached value was read at
+//! (a claim on the block being absent), so a stale entry costs a failed CAS,
+//! never a wrong allocation. Pools, affinities and the list of existing
+//! blocks are re-read after [`IpamOptions::cache_ttl`]; a claim whose cached
+//! list leaves no block free re-reads it before giving up.
 //!
 //! Submodules: `assign` (auto-assign, specific address, tunnel address),
 //! `claim` (the two-phase block claim and the release of empty blocks),
