@@ -24,6 +24,9 @@
 //! daemon's time is the middle of the interval between its last probe
 //! that was short and its first that saw all N.
 //!
+//! Round 0 is a warm-up, not counted; every step is followed by a 300 ms
+//! pause, so each receiver meets the origin idle.
+//!
 //! Printed: median times per case, ratios tabby/BIRD and tabby/FRR
 //! (≤ 1.0: tabby at least as fast), peak RSS (VmHWM) of every process,
 //! and tabby's heap per route (a counting global allocator: live bytes
@@ -55,6 +58,10 @@ const ORIGIN: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const RX_BIRD: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
 const RX_FRR: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 3);
 const WAIT: Duration = Duration::from_secs(180);
+/// Pause after each step, so the origin BIRD has finished with the last
+/// one (pruning a disabled protocol's routes) before the next begins:
+/// every receiver meets it idle.
+const SETTLE: Duration = Duration::from_millis(300);
 
 // --- heap accounting ----------------------------------------------------
 
@@ -139,6 +146,8 @@ fn main() -> Result<()> {
 struct Table {
     count: usize,
     changed_at: u128,
+    /// When the Loc-RIB last went from empty to holding routes.
+    first_at: u128,
     lagged: bool,
 }
 
@@ -171,6 +180,9 @@ fn tabby_process() -> Result<()> {
             let Ok(mut tab) = lock.lock() else { return };
             match ev {
                 Ok(RouterEvent::BestPaths(changes)) => {
+                    if tab.count == 0 {
+                        tab.first_at = now;
+                    }
                     for c in changes.iter() {
                         match c.kind {
                             ChangeKind::Added => tab.count += 1,
@@ -231,7 +243,7 @@ fn tabby_process() -> Result<()> {
                         .0;
                 }
                 ensure!(!tab.lagged, "fell behind the router's events");
-                format!("at {}", tab.changed_at)
+                format!("at {} first {}", tab.changed_at, tab.first_at)
             }
             "originate" | "withdraw" => {
                 let all: Vec<IpPrefix> = prefixes(arg)
@@ -315,12 +327,18 @@ impl TabbyProcess {
 
     /// The number after the reply's first word.
     fn ask_number(&mut self, command: &str) -> Result<i128> {
+        self.ask_numbers(command).map(|(n, _)| n)
+    }
+
+    /// The numbers after the reply's first and third words (`at T first F`).
+    fn ask_numbers(&mut self, command: &str) -> Result<(i128, Option<i128>)> {
         let reply = self.ask(command)?;
-        let n = reply
-            .split_whitespace()
+        let mut words = reply.split_whitespace();
+        let n = words
             .nth(1)
             .with_context(|| format!("reply to {command}: {reply:?}"))?;
-        Ok(n.parse()?)
+        let second = words.nth(1).map(str::parse).transpose()?;
+        Ok((n.parse()?, second))
     }
 
     fn pid(&self) -> u32 {
@@ -524,6 +542,20 @@ impl Samples {
         v.get(v.len() / 2).copied().unwrap_or_default()
     }
 
+    /// Every sample of `name` in round order, as `0.123 0.131 …` (s).
+    fn each(&self, name: &str) -> String {
+        let v = self
+            .0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice());
+        v.unwrap_or_default()
+            .iter()
+            .map(|t| format!("{:.3}", t.at.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The median as `0.123 s` or `0.123 s ±0.012`.
     fn show(&self, name: &str) -> String {
         let t = self.median(name);
@@ -649,13 +681,19 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
     };
     let since =
         |at: i128, t0: u128| Duration::from_nanos(u64::try_from(at - t0 as i128).unwrap_or(0));
-    for round in 1..=rounds {
+    // Round 0 is a warm-up, not counted: the origin BIRD's first enable
+    // after start-up grows its memory (page faults), a cost whichever
+    // receiver met it would pay alone.
+    for round in 0..=rounds {
+        if round == 1 {
+            s = Samples::default();
+        }
         // Who goes first rotates from round to round, so that no receiver
         // (or sender) always meets the origin BIRD in the same state.
         let mut receive = [Rx::Tabby, Rx::Bird, Rx::Frr];
-        receive.rotate_left((round - 1) % 3);
+        receive.rotate_left(round.saturating_sub(1) % 3);
         let mut send = [Tx::Bird, Tx::Tabby];
-        send.rotate_left((round - 1) % 2);
+        send.rotate_left(round.saturating_sub(1) % 2);
         for step in receive {
             match step {
                 Rx::Tabby => {
@@ -664,16 +702,20 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let before = tabby.ask_number("mem")?;
                     let t0 = epoch_of(SystemTime::now());
                     birdc("enable bulk_tabby")?;
-                    let at = tabby.ask_number(&format!("wait {n}"))?;
+                    let (at, first) = tabby.ask_numbers(&format!("wait {n}"))?;
                     s.push("rx tabby", since(at, t0));
-                    std::thread::sleep(Duration::from_millis(300));
-                    if round == 1 {
+                    if let Some(first) = first {
+                        s.push("rx tabby first", since(first, t0));
+                    }
+                    std::thread::sleep(SETTLE);
+                    if round == 0 {
                         // Later rounds reuse the tables' grown capacity.
                         heap_rx = (tabby.ask_number("mem")? - before) as f64 / n as f64;
                     }
                     let t0 = epoch_of(SystemTime::now());
                     birdc("disable bulk_tabby")?;
                     s.push("rx tabby gone", since(tabby.ask_number("wait 0")?, t0));
+                    std::thread::sleep(SETTLE);
                 }
                 Rx::Bird | Rx::Frr => {
                     let (bulk, probe, name, gone) = if step == Rx::Bird {
@@ -684,9 +726,11 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let t0 = Instant::now();
                     birdc(&format!("enable {bulk}"))?;
                     s.push(name, poll(&[probe], n, t0)?[0]);
+                    std::thread::sleep(SETTLE);
                     let t0 = Instant::now();
                     birdc(&format!("disable {bulk}"))?;
                     s.push(gone, poll(&[probe], 0, t0)?[0]);
+                    std::thread::sleep(SETTLE);
                 }
             }
         }
@@ -698,11 +742,13 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let t = poll(&[origin_rx_bird, origin_rx_frr], n, t0)?;
                     s.push("tx bird->bird", t[0]);
                     s.push("tx bird->frr", t[1]);
+                    std::thread::sleep(SETTLE);
                     let t0 = Instant::now();
                     birdc("disable bulk_send")?;
                     let t = poll(&[origin_rx_bird, origin_rx_frr], 0, t0)?;
                     s.push("tx bird gone->bird", t[0]);
                     s.push("tx bird gone->frr", t[1]);
+                    std::thread::sleep(SETTLE);
                 }
                 Tx::Tabby => {
                     // t0 is taken in the tabby process just before it asks
@@ -713,8 +759,8 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let t = poll(&[tabby_rx, tabby_rx_frr], n, start)?;
                     s.push("tx tabby->bird", t[0]);
                     s.push("tx tabby->frr", t[1]);
-                    std::thread::sleep(Duration::from_millis(300));
-                    if round == 1 {
+                    std::thread::sleep(SETTLE);
+                    if round == 0 {
                         heap_tx = (tabby.ask_number("mem")? - before) as f64 / n as f64;
                     }
                     let t0 = tabby.ask_number(&format!("withdraw {n}"))?;
@@ -722,10 +768,15 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let t = poll(&[tabby_rx, tabby_rx_frr], 0, start)?;
                     s.push("tx tabby gone->bird", t[0]);
                     s.push("tx tabby gone->frr", t[1]);
+                    std::thread::sleep(SETTLE);
                 }
             }
         }
-        eprintln!("round {round}/{rounds} done");
+        if round == 0 {
+            eprintln!("warm-up round done");
+        } else {
+            eprintln!("round {round}/{rounds} done");
+        }
     }
 
     println!();
@@ -746,6 +797,18 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
             s.ratio("rx tabby gone", gone),
         );
     }
+    if rounds > 1 {
+        println!(
+            "  all N, each round (s): tabby {}; BIRD {}; FRR {}",
+            s.each("rx tabby"),
+            s.each("rx bird"),
+            s.each("rx frr")
+        );
+    }
+    println!(
+        "  tabby's first route came {} after t0 (the origin's own work before it sends)",
+        s.show("rx tabby first")
+    );
     println!();
     println!(
         "SEND: the sender originates N at once (tabby: t0 in its process, before `originate_many`),"
@@ -778,7 +841,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
     );
     let loc_rib = tabby.ask_number(&format!("locrib {n}"))? as f64 / n as f64;
     println!(
-        "tabby heap per route at N = {n} (requested bytes, round 1): Loc-RIB alone {loc_rib:.0} B \
+        "tabby heap per route at N = {n} (requested bytes, first round): Loc-RIB alone {loc_rib:.0} B \
          (goal ≤ 200 B); received {heap_rx:.0} B (Adj-RIB-In + Loc-RIB); \
          originated {heap_tx:.0} B (Loc-RIB + two Adj-RIBs-Out)"
     );
