@@ -9,6 +9,8 @@
 
 use std::collections::hash_map::Entry;
 
+use smallvec::SmallVec;
+
 use super::decision::{Candidates, DecisionConfig, IgpCost};
 use super::hash::{Map, shrink_if_sparse};
 use super::path::{Path, Source};
@@ -33,8 +35,9 @@ pub struct BestPathChange {
     /// What happened.
     pub kind: ChangeKind,
     /// The selected paths now, best first (several with multipath);
-    /// empty when removed.
-    pub best: Vec<Path>,
+    /// empty when removed. Inline when one, the common case: a first
+    /// table makes a change per route, and each would allocate.
+    pub best: SmallVec<[Path; 1]>,
 }
 
 #[derive(Debug, Default)]
@@ -160,7 +163,7 @@ impl LocRib {
         Some(BestPathChange {
             prefix,
             kind,
-            best: new.to_vec(),
+            best: new.iter().cloned().collect(),
         })
     }
 
