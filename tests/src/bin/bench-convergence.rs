@@ -450,6 +450,8 @@ impl Probe<'_> {
 struct Timed {
     at: Duration,
     half: Duration,
+    /// When the count first moved (the first route arrived), if seen.
+    first: Option<Duration>,
 }
 
 impl From<Duration> for Timed {
@@ -458,6 +460,7 @@ impl From<Duration> for Timed {
         Timed {
             at,
             half: Duration::ZERO,
+            first: None,
         }
     }
 }
@@ -470,6 +473,7 @@ impl From<Duration> for Timed {
 fn poll(probes: &[Probe<'_>], target: usize, t0: Instant) -> Result<Vec<Timed>> {
     let one = |probe: Probe<'_>| -> Result<Timed> {
         let mut last_short = t0;
+        let (mut start, mut first) = (None, None);
         loop {
             ensure!(
                 t0.elapsed() < WAIT,
@@ -477,11 +481,16 @@ fn poll(probes: &[Probe<'_>], target: usize, t0: Instant) -> Result<Vec<Timed>> 
             );
             let n = probe.count().unwrap_or(usize::MAX);
             let now = Instant::now();
+            let start = *start.get_or_insert(n);
+            if first.is_none() && n != start {
+                first = Some(last_short + (now - last_short) / 2 - t0);
+            }
             if n == target {
                 let half = (now - last_short) / 2;
                 return Ok(Timed {
                     at: last_short + half - t0,
                     half,
+                    first: first.or(Some(last_short + half - t0)),
                 });
             }
             last_short = now;
@@ -540,6 +549,14 @@ impl Samples {
             .unwrap_or_default();
         v.sort_by_key(|t| t.at);
         v.get(v.len() / 2).copied().unwrap_or_default()
+    }
+
+    /// The median time from the first route to all of them.
+    fn median_after_first(&self, name: &str) -> Option<Duration> {
+        let v = self.0.iter().find(|(n, _)| n == name)?;
+        let mut d: Vec<Duration> = v.1.iter().filter_map(|t| Some(t.at - t.first?)).collect();
+        d.sort();
+        d.get(d.len() / 2).copied()
     }
 
     /// Every sample of `name` in round order, as `0.123 0.131 …` (s).
@@ -703,10 +720,13 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let t0 = epoch_of(SystemTime::now());
                     birdc("enable bulk_tabby")?;
                     let (at, first) = tabby.ask_numbers(&format!("wait {n}"))?;
-                    s.push("rx tabby", since(at, t0));
-                    if let Some(first) = first {
-                        s.push("rx tabby first", since(first, t0));
-                    }
+                    s.push(
+                        "rx tabby",
+                        Timed {
+                            first: first.map(|f| since(f, t0)),
+                            ..since(at, t0).into()
+                        },
+                    );
                     std::thread::sleep(SETTLE);
                     if round == 0 {
                         // Later rounds reuse the tables' grown capacity.
@@ -805,9 +825,18 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
             s.each("rx frr")
         );
     }
+    // The origin works alone for a while after `enable`; from each
+    // receiver's first route on, the time is the receiver's own (BIRD and
+    // FRR at the resolution of their CLI probes).
+    let after = |name: &str| s.median_after_first(name).unwrap_or_default();
+    let (t, b, f) = (after("rx tabby"), after("rx bird"), after("rx frr"));
     println!(
-        "  tabby's first route came {} after t0 (the origin's own work before it sends)",
-        s.show("rx tabby first")
+        "  first route → all N: tabby {:.3} s, BIRD {:.3} s, FRR {:.3} s (tabby/BIRD {:.2}, tabby/FRR {:.2})",
+        t.as_secs_f64(),
+        b.as_secs_f64(),
+        f.as_secs_f64(),
+        t.as_secs_f64() / b.as_secs_f64().max(1e-9),
+        t.as_secs_f64() / f.as_secs_f64().max(1e-9)
     );
     println!();
     println!(
