@@ -490,10 +490,10 @@ impl Rib {
         let mut changes = Vec::with_capacity(keys.len());
         for key in keys {
             let accepted = peer.adj_in.route(key).and_then(|r| {
-                import(&self.local, &peer.cfg, &key.prefix, &r.attrs, r.next_hop).map(
+                import(&self.local, &peer.cfg, &key.prefix, r.attrs(), r.next_hop()).map(
                     |(attrs, next_hop)| {
                         let attrs = match attrs {
-                            Cow::Borrowed(_) => Arc::clone(&r.attrs),
+                            Cow::Borrowed(_) => Arc::clone(r.attrs()),
                             Cow::Owned(a) => self.interner.intern(a),
                         };
                         Path {
