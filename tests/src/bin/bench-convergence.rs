@@ -828,15 +828,31 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
     // The origin works alone for a while after `enable`; from each
     // receiver's first route on, the time is the receiver's own (BIRD and
     // FRR at the resolution of their CLI probes).
+    // A daemon whose first probe that moved already saw all N finished
+    // within one probe: below what the probes resolve, no ratio.
     let after = |name: &str| s.median_after_first(name).unwrap_or_default();
     let (t, b, f) = (after("rx tabby"), after("rx bird"), after("rx frr"));
+    let show = |d: Duration| {
+        if d.is_zero() {
+            "< 1 probe".to_string()
+        } else {
+            format!("{:.3} s", d.as_secs_f64())
+        }
+    };
+    let ratio = |d: Duration| {
+        if d.is_zero() {
+            "-".to_string()
+        } else {
+            format!("{:.2}", t.as_secs_f64() / d.as_secs_f64())
+        }
+    };
     println!(
-        "  first route → all N: tabby {:.3} s, BIRD {:.3} s, FRR {:.3} s (tabby/BIRD {:.2}, tabby/FRR {:.2})",
-        t.as_secs_f64(),
-        b.as_secs_f64(),
-        f.as_secs_f64(),
-        t.as_secs_f64() / b.as_secs_f64().max(1e-9),
-        t.as_secs_f64() / f.as_secs_f64().max(1e-9)
+        "  first route → all N: tabby {}, BIRD {}, FRR {} (tabby/BIRD {}, tabby/FRR {})",
+        show(t),
+        show(b),
+        show(f),
+        ratio(b),
+        ratio(f)
     );
     println!();
     println!(
