@@ -58,20 +58,20 @@ struct WireAttribute<'a> {
 }
 
 /// What `node` becomes on the wire in a block affine to some node.
-enum NodeOnWire<'a> {
+enum NodeOnWire {
     /// As stored (no affine node, or a different node).
     Kept,
     /// The affine node itself: implied.
     Omitted,
     /// No `node` attribute at all: written `"node":""`.
-    Empty(&'a str),
+    Empty,
 }
 
 /// An attribute's `secondary` map as written (see [`WireAttribute`]),
 /// serialised straight from the stored map, in key order.
 struct WireSecondary<'a> {
     attrs: &'a Attrs,
-    node: NodeOnWire<'a>,
+    node: NodeOnWire,
 }
 
 impl WireSecondary<'_> {
@@ -79,7 +79,7 @@ impl WireSecondary<'_> {
         match self.node {
             NodeOnWire::Kept => self.attrs.is_empty(),
             NodeOnWire::Omitted => self.attrs.len() == 1,
-            NodeOnWire::Empty(_) => false,
+            NodeOnWire::Empty => false,
         }
     }
 }
@@ -88,24 +88,21 @@ impl Serialize for WireSecondary<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(None)?;
-        let mut empty_node = match self.node {
-            NodeOnWire::Empty(v) => Some(v),
-            _ => None,
-        };
+        let mut empty_node = matches!(self.node, NodeOnWire::Empty);
         for (k, v) in self.attrs {
             // "node" sorts among the others: the implied empty one goes
             // where the key order puts it, as a sorted map would
-            if let Some(v) = empty_node.filter(|_| k.as_str() > ATTR_NODE) {
-                map.serialize_entry(ATTR_NODE, v)?;
-                empty_node = None;
+            if empty_node && k.as_str() > ATTR_NODE {
+                map.serialize_entry(ATTR_NODE, "")?;
+                empty_node = false;
             }
             if k == ATTR_NODE && matches!(self.node, NodeOnWire::Omitted) {
                 continue;
             }
             map.serialize_entry(k, v)?;
         }
-        if let Some(v) = empty_node {
-            map.serialize_entry(ATTR_NODE, v)?;
+        if empty_node {
+            map.serialize_entry(ATTR_NODE, "")?;
         }
         map.end()
     }
@@ -117,7 +114,7 @@ impl Serialize for WireAttribute<'_> {
         let a = self.attr;
         let node = match (self.node, a.secondary.get(ATTR_NODE)) {
             (Some(node), Some(v)) if v == node => NodeOnWire::Omitted,
-            (Some(_), None) => NodeOnWire::Empty(""),
+            (Some(_), None) => NodeOnWire::Empty,
             _ => NodeOnWire::Kept,
         };
         let secondary = WireSecondary {
