@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use bgp::rib::decision::select;
-use bgp::rib::{Candidates, DecisionConfig, Path, PeerKind, Source, Step, ZeroCost};
+use bgp::rib::{Candidates, DecisionConfig, Path, PeerKind, RouteData, Source, Step, ZeroCost};
 use bgp::wire::{AsPath, NextHop, Origin, PathAttributes, Segment, SegmentType};
 use proptest::prelude::*;
 
@@ -29,19 +29,23 @@ fn path(peer: u8) -> Path {
             asn: 65001,
             rr_client: false,
         }),
+        data: RouteData::shared(
+            Arc::new(PathAttributes {
+                origin: Some(Origin::Igp),
+                as_path: Some(AsPath::sequence([65001])),
+                local_pref: Some(100),
+                ..PathAttributes::default()
+            }),
+            NextHop::V4(ip(peer)),
+        ),
         path_id: 0,
-        next_hop: NextHop::V4(ip(peer)),
-        attrs: Arc::new(PathAttributes {
-            origin: Some(Origin::Igp),
-            as_path: Some(AsPath::sequence([65001])),
-            local_pref: Some(100),
-            ..PathAttributes::default()
-        }),
     }
 }
 
 fn with(mut p: Path, f: impl FnOnce(&mut PathAttributes)) -> Path {
-    f(Arc::make_mut(&mut p.attrs));
+    let mut attrs = PathAttributes::clone(p.attrs());
+    f(&mut attrs);
+    p.data = RouteData::shared(Arc::new(attrs), p.next_hop());
     p
 }
 
@@ -348,17 +352,21 @@ fn arb_path() -> impl Strategy<Value = Path> {
                     asn: 65000,
                     rr_client: false,
                 }),
+                data: RouteData::shared(
+                    Arc::new(PathAttributes {
+                        origin: Some(
+                            [Origin::Igp, Origin::Egp, Origin::Incomplete][usize::from(origin)],
+                        ),
+                        as_path: Some(AsPath { segments }),
+                        local_pref: lp,
+                        multi_exit_disc: med,
+                        originator_id: originator.map(|o| Ipv4Addr::new(10, 0, 0, o)),
+                        cluster_list: vec![Ipv4Addr::LOCALHOST; clusters],
+                        ..PathAttributes::default()
+                    }),
+                    NextHop::V4(ip(nh)),
+                ),
                 path_id: 0,
-                next_hop: NextHop::V4(ip(nh)),
-                attrs: Arc::new(PathAttributes {
-                    origin: Some([Origin::Igp, Origin::Egp, Origin::Incomplete][usize::from(origin)]),
-                    as_path: Some(AsPath { segments }),
-                    local_pref: lp,
-                    multi_exit_disc: med,
-                    originator_id: originator.map(|o| Ipv4Addr::new(10, 0, 0, o)),
-                    cluster_list: vec![Ipv4Addr::LOCALHOST; clusters],
-                    ..PathAttributes::default()
-                }),
             },
         )
 }
@@ -393,17 +401,17 @@ fn reference(paths: &[Path], always_compare_med: bool) -> Option<Path> {
     }
     let mut s: Vec<Path> = paths
         .iter()
-        .filter(|p| cost(&p.next_hop).is_some())
+        .filter(|p| cost(&p.next_hop()).is_some())
         .cloned()
         .collect();
     keep_min(&mut s, |p| {
-        std::cmp::Reverse(p.attrs.local_pref.unwrap_or(100))
+        std::cmp::Reverse(p.attrs().local_pref.unwrap_or(100))
     });
-    keep_min(&mut s, |p| p.attrs.as_path.as_ref().unwrap().route_len());
-    keep_min(&mut s, |p| p.attrs.origin);
+    keep_min(&mut s, |p| p.attrs().as_path.as_ref().unwrap().route_len());
+    keep_min(&mut s, |p| p.attrs().origin);
     let nas = |p: &Path| {
         let first = p
-            .attrs
+            .attrs()
             .as_path
             .as_ref()?
             .segments
@@ -411,7 +419,7 @@ fn reference(paths: &[Path], always_compare_med: bool) -> Option<Path> {
             .find(|s| !s.kind.is_confed())?;
         (first.kind == SegmentType::AsSequence).then(|| first.asns[0])
     };
-    let med = |p: &Path| p.attrs.multi_exit_disc.unwrap_or(0);
+    let med = |p: &Path| p.attrs().multi_exit_disc.unwrap_or(0);
     let all = s.clone();
     s.retain(|p| {
         !all.iter()
@@ -423,11 +431,11 @@ fn reference(paths: &[Path], always_compare_med: bool) -> Option<Path> {
             break;
         }
     }
-    keep_min(&mut s, |p| cost(&p.next_hop));
+    keep_min(&mut s, |p| cost(&p.next_hop()));
     keep_min(&mut s, |p| {
-        p.attrs.originator_id.unwrap_or(p.source.router_id)
+        p.attrs().originator_id.unwrap_or(p.source.router_id)
     });
-    keep_min(&mut s, |p| p.attrs.cluster_list.len());
+    keep_min(&mut s, |p| p.attrs().cluster_list.len());
     keep_min(&mut s, |p| p.source.address);
     keep_min(&mut s, |p| p.path_id);
     assert!(s.len() <= 1, "distinct path ids leave one path");

@@ -182,7 +182,7 @@ fn local_routes_win_and_withdraw_restores_the_learned_path() {
     let nh = NextHop::V4(Ipv4Addr::new(192, 0, 2, 1));
     let ch = rib.originate(p("10.0.1.0/26"), attrs(&[], "0.0.0.0"), nh);
     assert_eq!(ch[0].best[0].source.kind, PeerKind::Local);
-    assert_eq!(ch[0].best[0].next_hop, nh);
+    assert_eq!(ch[0].best[0].next_hop(), nh);
     let ch = rib.withdraw(p("10.0.1.0/26"));
     assert_eq!(ch[0].best[0].source.address, a());
 }
@@ -209,7 +209,7 @@ fn multipath_changes_carry_every_equal_path() {
         .receive(&a(), &announce(&["10.0.1.0/26"], attrs(&[], "192.0.2.2")))
         .unwrap();
     assert_eq!(ch[0].best.len(), 2);
-    let hops: Vec<_> = ch[0].best.iter().map(|p| p.next_hop).collect();
+    let hops: Vec<_> = ch[0].best.iter().map(|p| p.next_hop()).collect();
     assert!(hops.contains(&NextHop::V4(Ipv4Addr::new(192, 0, 2, 2))));
     assert!(hops.contains(&NextHop::V4(Ipv4Addr::new(192, 0, 2, 3))));
 }
@@ -262,7 +262,7 @@ fn ebgp_import_drops_own_as_ignores_local_pref_and_requires_policy() {
     let ch = rib
         .receive(&e(), &announce(&["192.0.2.128/25"], lp))
         .unwrap();
-    assert_eq!(ch[0].best[0].attrs.local_pref, None);
+    assert_eq!(ch[0].best[0].attrs().local_pref, None);
     // Sent to iBGP with LOCAL_PREF 100 and the eBGP next hop kept.
     let (ann, _) = sent(&mut rib, b());
     assert_eq!(ann[0].1.local_pref, Some(100));

@@ -164,7 +164,7 @@ fn wait_up(t: &SpeakerInNs) {
 }
 
 fn v4(path: &Path) -> Ipv4Addr {
-    match path.next_hop {
+    match path.next_hop() {
         NextHop::V4(a) => a,
         NextHop::V6 { .. } => panic!("IPv6 next hop for an IPv4 route"),
     }
@@ -213,14 +213,17 @@ fn routes_flow_both_ways_with_bird() {
     // BIRD's routes in tabby's Loc-RIB: next hop BIRD, iBGP attributes.
     let plain = wait_best(&t, "172.31.1.0/24");
     assert_eq!(v4(&plain), PEER);
-    assert_eq!(plain.attrs.origin, Some(Origin::Igp));
-    assert_eq!(plain.attrs.as_path.as_ref().map(AsPath::route_len), Some(0));
-    assert_eq!(plain.attrs.local_pref, Some(100));
-    assert_eq!(plain.attrs.multi_exit_disc, None);
+    assert_eq!(plain.attrs().origin, Some(Origin::Igp));
+    assert_eq!(
+        plain.attrs().as_path.as_ref().map(AsPath::route_len),
+        Some(0)
+    );
+    assert_eq!(plain.attrs().local_pref, Some(100));
+    assert_eq!(plain.attrs().multi_exit_disc, None);
     let marked = wait_best(&t, "172.31.11.0/24");
     assert_eq!(v4(&marked), PEER);
-    assert_eq!(marked.attrs.multi_exit_disc, Some(50));
-    assert_eq!(marked.attrs.communities, [Community::new(64512, 100)]);
+    assert_eq!(marked.attrs().multi_exit_disc, Some(50));
+    assert_eq!(marked.attrs().communities, [Community::new(64512, 100)]);
 
     // tabby's route in BIRD's table, as BIRD shows it.
     let show = || bird.birdc("show route 172.30.4.0/24 all");
@@ -451,17 +454,17 @@ fn routes_flow_both_ways_with_gobgp() {
 
     let marked = wait_best(&t, "172.31.2.0/24");
     assert_eq!(v4(&marked), PEER);
-    assert_eq!(marked.attrs.origin, Some(Origin::Egp));
+    assert_eq!(marked.attrs().origin, Some(Origin::Egp));
     assert_eq!(
-        marked.attrs.as_path.as_ref().map(AsPath::route_len),
+        marked.attrs().as_path.as_ref().map(AsPath::route_len),
         Some(0)
     );
-    assert_eq!(marked.attrs.multi_exit_disc, Some(20));
-    assert_eq!(marked.attrs.communities, [Community::new(64512, 300)]);
+    assert_eq!(marked.attrs().multi_exit_disc, Some(20));
+    assert_eq!(marked.attrs().communities, [Community::new(64512, 300)]);
     let plain = wait_best(&t, "172.31.12.0/24");
     // `gobgp global rib add` defaults to ORIGIN INCOMPLETE.
-    assert_eq!(plain.attrs.origin, Some(Origin::Incomplete));
-    assert_eq!(plain.attrs.multi_exit_disc, None);
+    assert_eq!(plain.attrs().origin, Some(Origin::Incomplete));
+    assert_eq!(plain.attrs().multi_exit_disc, None);
 
     let show = || gobgp.gobgp(&["global", "rib", "-a", "ipv4", "172.30.4.0/24"]);
     let out = wait_output("tabby's route in GoBGP", show, |o| {
@@ -556,16 +559,16 @@ fn routes_flow_both_ways_with_frr() {
 
     let marked = wait_best(&t, "172.31.3.0/24");
     assert_eq!(v4(&marked), PEER);
-    assert_eq!(marked.attrs.origin, Some(Origin::Incomplete));
+    assert_eq!(marked.attrs().origin, Some(Origin::Incomplete));
     assert_eq!(
-        marked.attrs.as_path.as_ref().map(AsPath::route_len),
+        marked.attrs().as_path.as_ref().map(AsPath::route_len),
         Some(0)
     );
-    assert_eq!(marked.attrs.multi_exit_disc, Some(30));
-    assert_eq!(marked.attrs.local_pref, Some(100));
-    assert_eq!(marked.attrs.communities, [Community::new(64512, 400)]);
+    assert_eq!(marked.attrs().multi_exit_disc, Some(30));
+    assert_eq!(marked.attrs().local_pref, Some(100));
+    assert_eq!(marked.attrs().communities, [Community::new(64512, 400)]);
     let plain = wait_best(&t, "172.31.13.0/24");
-    assert_eq!(plain.attrs.origin, Some(Origin::Igp));
+    assert_eq!(plain.attrs().origin, Some(Origin::Igp));
 
     let mut route = serde_json::Value::Null;
     wait_until("tabby's route in FRR", WAIT, || {
@@ -629,11 +632,11 @@ fn ebgp_with_frr_prepends_our_as_and_rewrites_the_next_hop() {
     // FRR's route over eBGP: its AS first, its next hop, no LOCAL_PREF.
     let learned = wait_best(&t, "172.31.3.0/24");
     assert_eq!(v4(&learned), PEER);
-    let as_path = learned.attrs.as_path.clone().unwrap();
+    let as_path = learned.attrs().as_path.clone().unwrap();
     assert_eq!(as_path.route_len(), 1, "{as_path:?}");
     assert_eq!(as_path.segments[0].asns, [AS]);
-    assert_eq!(learned.attrs.local_pref, None);
-    assert_eq!(learned.attrs.multi_exit_disc, Some(30));
+    assert_eq!(learned.attrs().local_pref, None);
+    assert_eq!(learned.attrs().multi_exit_disc, Some(30));
 }
 
 #[test]

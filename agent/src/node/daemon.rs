@@ -623,7 +623,7 @@ impl Daemon {
             .iter_best()
             .filter_map(|(prefix, best)| {
                 let path = best.first().filter(|p| p.source.kind != PeerKind::Local)?;
-                let next_hop = match path.next_hop {
+                let next_hop = match path.next_hop() {
                     bgp::wire::NextHop::V4(a) => IpAddr::V4(a),
                     bgp::wire::NextHop::V6 { global, .. } => IpAddr::V6(global),
                 };

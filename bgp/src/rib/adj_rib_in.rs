@@ -23,6 +23,7 @@ use crate::wire::{Families, Family, MpReach, MpUnreach, NextHop, Nlri, PathAttri
 use super::RibError;
 use super::hash::{Map, shrink_if_sparse};
 use super::intern::{AttrSet, Interner};
+use super::path::RouteData;
 use super::prefix::IpPrefix;
 
 /// A route's identity within one peer's Adj-RIB-In.
@@ -34,19 +35,12 @@ pub struct RouteKey {
     pub path_id: u32,
 }
 
-/// What every route of one UPDATE (of one family) shares: held once and
-/// pointed to by each, so a route costs a table slot of a pointer and a
-/// flag (an inline 33-octet next hop made the slot 72 octets, not 40).
-#[derive(Debug, PartialEq, Eq)]
-struct Shared {
-    attrs: AttrSet,
-    next_hop: NextHop,
-}
-
 /// A route as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    shared: Arc<Shared>,
+    /// Attributes and next hop, one record for every route of its UPDATE
+    /// (and of its family): a slot of a pointer and a flag.
+    data: Arc<RouteData>,
     /// Kept through the peer's restart, not yet announced again.
     pub stale: bool,
 }
@@ -54,12 +48,17 @@ pub struct Route {
 impl Route {
     /// Interned attributes (no NEXT_HOP, no MP attributes).
     pub fn attrs(&self) -> &AttrSet {
-        &self.shared.attrs
+        &self.data.attrs
     }
 
     /// The next hop.
     pub fn next_hop(&self) -> NextHop {
-        self.shared.next_hop
+        self.data.next_hop
+    }
+
+    /// The shared record of both, for a path that keeps them unchanged.
+    pub fn data(&self) -> &Arc<RouteData> {
+        &self.data
     }
 }
 
@@ -134,12 +133,7 @@ impl AdjRibIn {
             mp_unreach: None,
             ..a.clone()
         });
-        let shared = |next_hop| {
-            Arc::new(Shared {
-                attrs: AttrSet::clone(&attrs),
-                next_hop,
-            })
-        };
+        let shared = |next_hop| RouteData::shared(AttrSet::clone(&attrs), next_hop);
         if !update.nlri.is_empty() {
             let next_hop = NextHop::V4(a.next_hop.ok_or(RibError::MissingNextHop)?);
             let shared = shared(next_hop);
@@ -179,15 +173,15 @@ impl AdjRibIn {
         }
     }
 
-    fn announce(&mut self, key: RouteKey, shared: &Arc<Shared>, changed: &mut Vec<RouteKey>) {
+    fn announce(&mut self, key: RouteKey, shared: &Arc<RouteData>, changed: &mut Vec<RouteKey>) {
         let route = Route {
-            shared: Arc::clone(shared),
+            data: Arc::clone(shared),
             stale: false,
         };
         match self.routes.insert(key, route) {
             Some(old)
-                if AttrSet::ptr_eq(&old.shared.attrs, &shared.attrs)
-                    && old.shared.next_hop == shared.next_hop => {}
+                if AttrSet::ptr_eq(&old.data.attrs, &shared.attrs)
+                    && old.data.next_hop == shared.next_hop => {}
             Some(_) => changed.push(key),
             None => {
                 if let Some(n) = self.counts.get_mut(slot(key.prefix.family())) {

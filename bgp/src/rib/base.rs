@@ -40,7 +40,7 @@ use super::generate::{Outbound, build};
 use super::intern::Interner;
 use super::loc_rib::{BestPathChange, LocRib};
 use super::max_prefix::MaxPrefixExceeded;
-use super::path::{Path, PeerKind, Source};
+use super::path::{Path, PeerKind, RouteData, Source};
 use super::prefix::IpPrefix;
 
 /// One configured peer's state.
@@ -410,14 +410,14 @@ impl Rib {
             mp_unreach: None,
             ..attrs
         });
+        let data = RouteData::shared(attrs, next_hop);
         let changes: Vec<_> = prefixes
             .iter()
             .filter_map(|prefix| {
                 let path = Path {
                     source: Arc::clone(&self.local_source),
+                    data: Arc::clone(&data),
                     path_id: 0,
-                    next_hop,
-                    attrs: Arc::clone(&attrs),
                 };
                 self.loc_rib.upsert(*prefix, path, &*self.igp)
             })
@@ -492,15 +492,17 @@ impl Rib {
             let accepted = peer.adj_in.route(key).and_then(|r| {
                 import(&self.local, &peer.cfg, &key.prefix, r.attrs(), r.next_hop()).map(
                     |(attrs, next_hop)| {
-                        let attrs = match attrs {
-                            Cow::Borrowed(_) => Arc::clone(r.attrs()),
-                            Cow::Owned(a) => self.interner.intern(a),
+                        // Unchanged by policy (the common case): the path
+                        // points at the record the Adj-RIB-In holds.
+                        let data = match attrs {
+                            Cow::Borrowed(_) if next_hop == r.next_hop() => Arc::clone(r.data()),
+                            Cow::Borrowed(_) => RouteData::shared(Arc::clone(r.attrs()), next_hop),
+                            Cow::Owned(a) => RouteData::shared(self.interner.intern(a), next_hop),
                         };
                         Path {
                             source: Arc::clone(&peer.source),
+                            data,
                             path_id: key.path_id,
-                            next_hop,
-                            attrs,
                         }
                     },
                 )
@@ -536,7 +538,7 @@ impl Rib {
         }
         let (attrs, next_hop) = export(local, prefix, path, &peer.cfg)?;
         let attrs = match attrs {
-            Cow::Borrowed(_) => Arc::clone(&path.attrs),
+            Cow::Borrowed(_) => Arc::clone(path.attrs()),
             Cow::Owned(a) => interner.intern(a),
         };
         Some(Advert { attrs, next_hop })

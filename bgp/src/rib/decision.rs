@@ -158,7 +158,7 @@ struct Facts {
 /// confederation segments, or `None` (our own AS) for a path that is
 /// empty or begins with an AS_SET.
 fn neighbor_as(path: &Path) -> Option<u32> {
-    let first = path.attrs.as_path.as_ref().and_then(|p| {
+    let first = path.attrs().as_path.as_ref().and_then(|p| {
         p.segments
             .iter()
             .find(|s| !s.kind.is_confed() && !s.asns.is_empty())
@@ -182,8 +182,8 @@ impl<'a> Candidates<'a> {
         let mut facts: Vec<Facts> = paths
             .iter()
             .map(|p| {
-                let a = &p.attrs;
-                let cost = igp.cost(&p.next_hop);
+                let a = p.attrs();
+                let cost = igp.cost(&p.next_hop());
                 Facts {
                     resolvable: cost.is_some(),
                     local_pref: a.local_pref.unwrap_or(cfg.default_local_pref),

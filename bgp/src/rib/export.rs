@@ -202,13 +202,13 @@ pub fn export<'a>(
     if source.kind != PeerKind::Local && source.address == target.address {
         return None;
     }
-    let mut attrs = Cow::Borrowed(&*path.attrs);
+    let mut attrs = Cow::Borrowed(&**path.attrs());
     if attrs.communities.contains(&Community::NO_ADVERTISE)
         || (to_external && attrs.communities.contains(&Community::NO_EXPORT))
     {
         return None;
     }
-    let mut next_hop = path.next_hop;
+    let mut next_hop = path.next_hop();
     if to_external {
         // RFC 8212 §3.
         let policy = target.export.as_ref()?;

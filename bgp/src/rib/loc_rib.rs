@@ -150,7 +150,7 @@ impl LocRib {
             // Most destinations have one path: it is the selection when
             // its next hop resolves (§9.1.2.1), and nothing moves.
             [] => dest.selected = 0,
-            [only] => dest.selected = usize::from(igp.cost(&only.next_hop).is_some()),
+            [only] => dest.selected = usize::from(igp.cost(&only.next_hop()).is_some()),
             _ => Self::order(dest, cfg, igp),
         }
         let new = dest.paths.get(..dest.selected).unwrap_or(&[]);

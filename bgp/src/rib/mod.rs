@@ -53,7 +53,7 @@ pub use generate::Outbound;
 pub use intern::{AttrSet, Interner};
 pub use loc_rib::{BestPathChange, ChangeKind, LocRib};
 pub use max_prefix::{MaxPrefix, MaxPrefixAction, MaxPrefixExceeded};
-pub use path::{Path, PeerKind, Source};
+pub use path::{Path, PeerKind, RouteData, Source};
 pub use policy::{Disposition, Match, Modify, Policy, PrefixRange, PrefixSet, Rule};
 pub use prefix::IpPrefix;
 

@@ -1,8 +1,8 @@
 //! A path: one route to a destination as the decision process sees it
 //! (RFC 4271 §9.1), and where it came from.
 //!
-//! Owns [`Path`] (attributes, next hop, ADD-PATH identifier, source) and
-//! [`Source`] (the peer facts the decision process and the export rules
+//! Owns [`Path`] (ADD-PATH identifier, source, and a shared
+//! [`RouteData`]: attributes and next hop) and [`Source`] (the peer facts the decision process and the export rules
 //! need: internal or external, BGP Identifier, address, route-reflector
 //! client). A `Source` is shared by all paths from one peer.
 
@@ -52,24 +52,48 @@ impl Source {
     }
 }
 
+/// What a route says beyond where it came from: its interned attribute
+/// set and its next hop. Held once for every route of one UPDATE (or of
+/// one origination, or one import-policy result) and pointed to by each,
+/// so a path costs two pointers and an identifier, not the 33-octet next
+/// hop inline (BIRD's `rta` shares the next hop with the attributes too).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RouteData {
+    /// The interned attribute set (without next hop and MP attributes).
+    pub attrs: AttrSet,
+    /// The next hop (NEXT_HOP, or the MP_REACH_NLRI next hop).
+    pub next_hop: NextHop,
+}
+
+impl RouteData {
+    /// A shared record of `attrs` and `next_hop`.
+    pub fn shared(attrs: AttrSet, next_hop: NextHop) -> Arc<Self> {
+        Arc::new(Self { attrs, next_hop })
+    }
+
+    /// Whether `other` holds the same attributes and next hop.
+    pub fn same_as(self: &Arc<Self>, other: &Arc<Self>) -> bool {
+        Arc::ptr_eq(self, other)
+            || (self.next_hop == other.next_hop
+                && (Arc::ptr_eq(&self.attrs, &other.attrs) || self.attrs == other.attrs))
+    }
+}
+
 /// One path to a prefix.
 #[derive(Debug, Clone)]
 pub struct Path {
     /// Who it came from.
     pub source: Arc<Source>,
+    /// Attributes and next hop, shared with the other routes of its UPDATE.
+    pub data: Arc<RouteData>,
     /// ADD-PATH Path Identifier (RFC 7911); 0 without ADD-PATH.
     pub path_id: u32,
-    /// The next hop (NEXT_HOP, or the MP_REACH_NLRI next hop).
-    pub next_hop: NextHop,
-    /// The interned attribute set (without next hop and MP attributes).
-    pub attrs: AttrSet,
 }
 
 impl PartialEq for Path {
     fn eq(&self, other: &Self) -> bool {
         self.path_id == other.path_id
-            && self.next_hop == other.next_hop
-            && (Arc::ptr_eq(&self.attrs, &other.attrs) || self.attrs == other.attrs)
+            && self.data.same_as(&other.data)
             && (Arc::ptr_eq(&self.source, &other.source) || self.source == other.source)
     }
 }
@@ -77,6 +101,26 @@ impl PartialEq for Path {
 impl Eq for Path {}
 
 impl Path {
+    /// A path of `source` with `attrs` and `next_hop` in a record of its
+    /// own.
+    pub fn new(source: Arc<Source>, path_id: u32, attrs: AttrSet, next_hop: NextHop) -> Self {
+        Self {
+            source,
+            data: RouteData::shared(attrs, next_hop),
+            path_id,
+        }
+    }
+
+    /// The interned attribute set (without next hop and MP attributes).
+    pub fn attrs(&self) -> &AttrSet {
+        &self.data.attrs
+    }
+
+    /// The next hop (NEXT_HOP, or the MP_REACH_NLRI next hop).
+    pub fn next_hop(&self) -> NextHop {
+        self.data.next_hop
+    }
+
     /// Whether `other` is the same path (same peer, same Path Identifier),
     /// whatever its attributes.
     pub fn same_origin(&self, other: &Path) -> bool {
