@@ -40,12 +40,28 @@ pub struct BestPathChange {
     pub best: SmallVec<[Path; 1]>,
 }
 
+/// A destination's paths: inline when one, the common case (a 24-octet
+/// path in the table slot costs less than a heap block per destination).
+type Paths = SmallVec<[Path; 1]>;
+
 #[derive(Debug, Default)]
 struct Destination {
     /// All candidate paths; `paths[..selected]` is the selection, best
     /// first.
-    paths: Vec<Path>,
+    paths: Paths,
     selected: usize,
+}
+
+impl Destination {
+    /// A copy of the selected paths (inline when one).
+    fn selection(&self) -> Paths {
+        self.paths
+            .get(..self.selected)
+            .unwrap_or(&[])
+            .iter()
+            .cloned()
+            .collect()
+    }
 }
 
 /// The Loc-RIB.
@@ -84,7 +100,7 @@ impl LocRib {
         igp: &dyn IgpCost,
     ) -> Option<BestPathChange> {
         let dest = self.dests.entry(prefix).or_default();
-        let old = dest.paths.get(..dest.selected).unwrap_or(&[]).to_vec();
+        let old = dest.selection();
         match dest
             .paths
             .iter_mut()
@@ -92,8 +108,8 @@ impl LocRib {
         {
             Some(slot) => *slot = path,
             None => {
-                // Room for exactly one more: most destinations keep one
-                // path, and a first push would reserve room for four.
+                // The first path fits inline; beyond it, room for exactly
+                // one more (a push would reserve room for several).
                 dest.paths.reserve_exact(1);
                 dest.paths.push(path);
             }
@@ -115,7 +131,7 @@ impl LocRib {
         };
         let dest = slot.get_mut();
         let at = dest.paths.iter().position(|p| same(p, source, path_id))?;
-        let old = dest.paths.get(..dest.selected).unwrap_or(&[]).to_vec();
+        let old = dest.selection();
         dest.paths.remove(at);
         dest.selected = dest.selected.min(dest.paths.len());
         let change = Self::reselect(prefix, dest, old, &self.cfg, igp);
@@ -133,7 +149,7 @@ impl LocRib {
         self.dests
             .iter_mut()
             .filter_map(|(prefix, dest)| {
-                let old = dest.paths.get(..dest.selected).unwrap_or(&[]).to_vec();
+                let old = dest.selection();
                 Self::reselect(*prefix, dest, old, &cfg, igp)
             })
             .collect()
@@ -142,7 +158,7 @@ impl LocRib {
     fn reselect(
         prefix: IpPrefix,
         dest: &mut Destination,
-        old: Vec<Path>,
+        old: Paths,
         cfg: &DecisionConfig,
         igp: &dyn IgpCost,
     ) -> Option<BestPathChange> {
@@ -177,7 +193,7 @@ impl LocRib {
             .collect();
         // Exactly as many as there are (a collected Vec would reserve
         // room for four).
-        let mut paths: Vec<Path> = Vec::with_capacity(rest.len());
+        let mut paths = Paths::with_capacity(rest.len());
         paths.extend(
             selection
                 .multipath

@@ -94,8 +94,9 @@ pub struct RoutedPeer {
 /// What a router subscriber hears about.
 #[derive(Debug, Clone)]
 pub enum RouterEvent {
-    /// Best paths changed (in the order the RIB reported them).
-    BestPaths(Arc<[BestPathChange]>),
+    /// Best paths changed (in the order the RIB reported them). The RIB's
+    /// own vector, shared: a slice would copy every change once more.
+    BestPaths(Arc<Vec<BestPathChange>>),
     /// A peer went over its max-prefix limit; with
     /// [`crate::rib::MaxPrefixAction::Cease`] its session is being closed.
     MaxPrefix {

@@ -107,7 +107,7 @@ impl RouterTask {
             return;
         }
         self.schedule_flush();
-        let _ = self.events.send(RouterEvent::BestPaths(Arc::from(changes)));
+        let _ = self.events.send(RouterEvent::BestPaths(Arc::new(changes)));
     }
 
     fn schedule_flush(&mut self) {
