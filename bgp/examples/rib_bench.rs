@@ -3,6 +3,9 @@
 //! every route from an iBGP peer), export to an iBGP peer's Adj-RIB-Out
 //! and UPDATE packing. Prints routes/s per stage and, as the reference
 //! measured in the same run, the cost of only decoding the same UPDATEs.
+//! Then the first table and its withdrawal alone, each the median of 15
+//! fresh RIBs (one pass swings ±25 % on a VM): the figures to compare two
+//! builds by, alternating runs of each.
 //!
 //! `cargo run --release -p tabby-bgp --example rib_bench -- 100000`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,16 +14,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use bgp::rib::{DecisionConfig, LocalConfig, PeerConfig, Policy, PrefixSet, Rib};
-use bgp::wire::pack::announce_ipv4;
+use bgp::wire::pack::{announce_ipv4, withdraw_ipv4};
 use bgp::wire::{
     AsPath, Context, Families, Family, Ipv4Prefix, Message, Nlri, Origin, PathAttributes, Update,
     decode, frame,
 };
 
 fn updates(n: u32, path: &[u32], next_hop: Ipv4Addr, ctx: &Context) -> (Vec<u8>, Vec<Update>) {
-    let nlri: Vec<_> = (0..n)
-        .map(|i| Nlri::new(Ipv4Prefix::new(Ipv4Addr::from_bits(0x0a00_0000 | i << 6), 26).unwrap()))
-        .collect();
+    let nlri: Vec<_> = (0..n).map(nlri_of).collect();
     let mut bytes = Vec::new();
     // Four attribute sets, as from a few origin ASes.
     for (k, chunk) in nlri.chunks(nlri.len().div_ceil(4).max(1)).enumerate() {
@@ -50,6 +51,59 @@ fn decode_all(mut bytes: &[u8], ctx: &Context) -> Vec<Update> {
     out
 }
 
+/// The median of `v` (not empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The first table and its withdrawal alone, into `REPEATS` fresh RIBs of
+/// one iBGP peer (as bench-convergence's receiver): medians in seconds.
+/// One pass swings ±25 % on a VM; a median of many moves much less.
+fn first_table_repeated(n: u32, ctx: &Context) -> (f64, f64) {
+    const REPEATS: usize = 15;
+    let peer: IpAddr = "192.0.2.2".parse().unwrap();
+    let (_, announce) = updates(n, &[65001], Ipv4Addr::new(192, 0, 2, 2), ctx);
+    let nlri: Vec<_> = (0..n).map(nlri_of).collect();
+    let mut bytes = Vec::new();
+    withdraw_ipv4(&nlri, ctx, &mut bytes).unwrap();
+    let withdraw = decode_all(&bytes, ctx);
+    let (mut first, mut gone) = (Vec::new(), Vec::new());
+    for _ in 0..REPEATS {
+        let mut rib = Rib::new(local());
+        rib.set_peer(PeerConfig::new(peer, 64512));
+        let v4 = Families::of(&[Family::Ipv4Unicast]);
+        rib.peer_up(peer, Ipv4Addr::new(10, 0, 0, 2), v4).unwrap();
+        let t0 = Instant::now();
+        let added: usize = announce
+            .iter()
+            .map(|u| rib.receive(&peer, u).unwrap().len())
+            .sum();
+        first.push(t0.elapsed().as_secs_f64());
+        let t0 = Instant::now();
+        let removed: usize = withdraw
+            .iter()
+            .map(|u| rib.receive(&peer, u).unwrap().len())
+            .sum();
+        gone.push(t0.elapsed().as_secs_f64());
+        assert_eq!((added, removed), (n as usize, n as usize));
+    }
+    (median(first), median(gone))
+}
+
+fn nlri_of(i: u32) -> Nlri<Ipv4Prefix> {
+    Nlri::new(Ipv4Prefix::new(Ipv4Addr::from_bits(0x0a00_0000 | i << 6), 26).unwrap())
+}
+
+fn local() -> LocalConfig {
+    LocalConfig {
+        asn: 64512,
+        router_id: Ipv4Addr::new(10, 0, 0, 1),
+        cluster_id: None,
+        decision: DecisionConfig::default(),
+    }
+}
+
 fn main() {
     let n: u32 = std::env::args()
         .nth(1)
@@ -62,12 +116,7 @@ fn main() {
     let tor: IpAddr = "198.51.100.1".parse().unwrap();
     let rr: IpAddr = "192.0.2.2".parse().unwrap();
     let node: IpAddr = "192.0.2.3".parse().unwrap();
-    let mut rib = Rib::new(LocalConfig {
-        asn: 64512,
-        router_id: Ipv4Addr::new(10, 0, 0, 1),
-        cluster_id: None,
-        decision: DecisionConfig::default(),
-    });
+    let mut rib = Rib::new(local());
     let mut t = PeerConfig::new(tor, 65001);
     t.import = Some(Policy::only(
         PrefixSet::parse(["10.0.0.0/8 le 32"]).unwrap(),
@@ -132,4 +181,12 @@ fn main() {
         (receive_s + flush_s) / (decode_s * 2.0)
     );
     println!("  attribute sets interned: {}", rib.attribute_sets());
+    let (first, gone) = first_table_repeated(n, &ctx);
+    println!(
+        "  first table alone, median of 15 fresh RIBs: {:.1} ms ({:.0} routes/s); its withdrawal: {:.1} ms ({:.0} routes/s)",
+        first * 1e3,
+        f64::from(n) / first,
+        gone * 1e3,
+        f64::from(n) / gone
+    );
 }
