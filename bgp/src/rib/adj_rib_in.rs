@@ -21,7 +21,7 @@ use std::time::Instant;
 use crate::wire::{Families, Family, MpReach, MpUnreach, NextHop, Nlri, PathAttributes, Update};
 
 use super::RibError;
-use super::hash::{Map, shrink_if_sparse};
+use super::hash::{Map, Shrink, shrink_if_sparse};
 use super::intern::{AttrSet, Interner};
 use super::path::RouteData;
 use super::prefix::IpPrefix;
@@ -66,6 +66,7 @@ impl Route {
 #[derive(Debug, Default)]
 pub struct AdjRibIn {
     routes: Map<RouteKey, Route>,
+    shrink: Shrink,
     stale_deadline: Option<Instant>,
     /// Routes per family (IPv4, IPv6 unicast), kept in step with `routes`
     /// so a max-prefix check costs nothing.
@@ -163,7 +164,7 @@ impl AdjRibIn {
         if self.routes.remove(&key).is_some() {
             self.uncount(&key);
             changed.push(key);
-            shrink_if_sparse(&mut self.routes);
+            self.shrink.after_remove(&mut self.routes);
         }
     }
 

@@ -12,7 +12,7 @@ use std::collections::hash_map::Entry;
 use smallvec::SmallVec;
 
 use super::decision::{Candidates, DecisionConfig, IgpCost};
-use super::hash::{Map, shrink_if_sparse};
+use super::hash::{Map, Shrink};
 use super::path::{Path, Source};
 use super::prefix::IpPrefix;
 
@@ -68,6 +68,7 @@ impl Destination {
 #[derive(Debug, Default)]
 pub struct LocRib {
     dests: Map<IpPrefix, Destination>,
+    shrink: Shrink,
     cfg: DecisionConfig,
 }
 
@@ -82,6 +83,7 @@ impl LocRib {
     pub fn new(cfg: DecisionConfig) -> Self {
         Self {
             dests: Map::default(),
+            shrink: Shrink::default(),
             cfg,
         }
     }
@@ -137,7 +139,7 @@ impl LocRib {
         let change = Self::reselect(prefix, dest, old, &self.cfg, igp);
         if dest.paths.is_empty() {
             slot.remove();
-            shrink_if_sparse(&mut self.dests);
+            self.shrink.after_remove(&mut self.dests);
         }
         change
     }
