@@ -4,7 +4,7 @@
 //! route; [`owned_route`] reads a dumped route back, returning `None` for
 //! anything tabby does not own (another protocol, another table, a cached
 //! clone). Every route lives in the main table with
-//! [`ROUTE_PROTOCOL`](super::ROUTE_PROTOCOL).
+//! [`super::ROUTE_PROTOCOL`].
 
 use std::net::IpAddr;
 

@@ -1,7 +1,7 @@
 //! Names of workload (pod) interfaces on the host.
 //!
 //! Calico names the host side of a pod's veth pair `cali` followed by the
-//! first 11 hex digits of sha1("<namespace>.<pod>"), so the name is stable
+//! first 11 hex digits of `sha1("<namespace>.<pod>")`, so the name is stable
 //! across CNI ADD retries and fits the kernel's 15-byte `IFNAMSIZ` limit.
 //! tabby keeps that scheme so operators' tooling and habits carry over.
 
