@@ -21,7 +21,7 @@ use std::time::Instant;
 use crate::wire::{Families, Family, MpReach, MpUnreach, NextHop, Nlri, PathAttributes, Update};
 
 use super::RibError;
-use super::hash::{Map, Shrink, shrink_if_sparse};
+use super::hash::{Map, Set, Shrink, shrink_if_sparse};
 use super::intern::{AttrSet, Interner};
 use super::path::RouteData;
 use super::prefix::IpPrefix;
@@ -39,10 +39,8 @@ pub struct RouteKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// Attributes and next hop, one record for every route of its UPDATE
-    /// (and of its family): a slot of a pointer and a flag.
+    /// (and of its family): a table slot of the key and a pointer.
     data: Arc<RouteData>,
-    /// Kept through the peer's restart, not yet announced again.
-    pub stale: bool,
 }
 
 impl Route {
@@ -67,6 +65,10 @@ impl Route {
 pub struct AdjRibIn {
     routes: Map<RouteKey, Route>,
     shrink: Shrink,
+    /// Routes kept through the peer's restart or a refresh, not yet
+    /// announced again: rare, so a set beside the table, not a flag that
+    /// would widen every slot (32 octets with the key, not 40).
+    stale: Set<RouteKey>,
     stale_deadline: Option<Instant>,
     /// Routes per family (IPv4, IPv6 unicast), kept in step with `routes`
     /// so a max-prefix check costs nothing.
@@ -163,6 +165,9 @@ impl AdjRibIn {
     fn withdraw(&mut self, key: RouteKey, changed: &mut Vec<RouteKey>) {
         if self.routes.remove(&key).is_some() {
             self.uncount(&key);
+            if !self.stale.is_empty() {
+                self.stale.remove(&key);
+            }
             changed.push(key);
             self.shrink.after_remove(&mut self.routes);
         }
@@ -177,8 +182,10 @@ impl AdjRibIn {
     fn announce(&mut self, key: RouteKey, shared: &Arc<RouteData>, changed: &mut Vec<RouteKey>) {
         let route = Route {
             data: Arc::clone(shared),
-            stale: false,
         };
+        if !self.stale.is_empty() {
+            self.stale.remove(&key);
+        }
         match self.routes.insert(key, route) {
             Some(old)
                 if AttrSet::ptr_eq(&old.data.attrs, &shared.attrs)
@@ -223,6 +230,7 @@ impl AdjRibIn {
     pub fn clear(&mut self) -> Vec<RouteKey> {
         self.stale_deadline = None;
         self.counts = [0; 2];
+        self.stale = Set::default();
         let keys = self.routes.drain().map(|(k, _)| k).collect();
         shrink_if_sparse(&mut self.routes);
         keys
@@ -233,11 +241,13 @@ impl AdjRibIn {
     /// and kept until `deadline`; the others are removed and returned.
     pub fn mark_stale(&mut self, keep: Families, deadline: Instant) -> Vec<RouteKey> {
         let mut removed = Vec::new();
-        self.routes.retain(|k, r| {
+        let stale = &mut self.stale;
+        self.routes.retain(|k, _| {
             if keep.contains(k.prefix.family()) {
-                r.stale = true;
+                stale.insert(*k);
                 true
             } else {
+                stale.remove(k);
                 removed.push(*k);
                 false
             }
@@ -254,11 +264,12 @@ impl AdjRibIn {
     /// until announced again; the EoRR ([`AdjRibIn::end_of_rib`]) purges
     /// the rest, or the deadline does if the EoRR never comes.
     pub fn begin_refresh(&mut self, family: Family, deadline: Instant) {
-        for (k, r) in self.routes.iter_mut() {
-            if k.prefix.family() == family {
-                r.stale = true;
-            }
-        }
+        self.stale.extend(
+            self.routes
+                .keys()
+                .filter(|k| k.prefix.family() == family)
+                .copied(),
+        );
         self.stale_deadline = Some(self.stale_deadline.map_or(deadline, |d| d.min(deadline)));
     }
 
@@ -275,16 +286,21 @@ impl AdjRibIn {
         self.stale_deadline
     }
 
+    /// Whether the route for `key` is stale (kept, not announced again).
+    pub fn is_stale(&self, key: &RouteKey) -> bool {
+        self.stale.contains(key)
+    }
+
     /// Number of stale routes.
     pub fn stale_count(&self) -> usize {
-        self.routes.values().filter(|r| r.stale).count()
+        self.stale.len()
     }
 
     /// End-of-RIB received for `family` (RFC 4724 §4.2): removes and
     /// returns the routes of that family still stale.
     pub fn end_of_rib(&mut self, family: Family) -> Vec<RouteKey> {
         let removed = self.flush(|k| k.prefix.family() == family);
-        if !self.routes.values().any(|r| r.stale) {
+        if self.stale.is_empty() {
             self.stale_deadline = None;
         }
         removed
@@ -303,14 +319,15 @@ impl AdjRibIn {
     }
 
     fn flush(&mut self, pick: impl Fn(&RouteKey) -> bool) -> Vec<RouteKey> {
-        let mut removed = Vec::new();
-        self.routes.retain(|k, r| {
-            let drop = r.stale && pick(k);
-            if drop {
-                removed.push(*k);
-            }
-            !drop
-        });
+        let removed: Vec<RouteKey> = self.stale.iter().filter(|k| pick(k)).copied().collect();
+        for k in &removed {
+            self.stale.remove(k);
+            self.routes.remove(k);
+        }
+        if self.stale.is_empty() {
+            // Give back what a whole table's marks took.
+            self.stale = Set::default();
+        }
         for k in &removed {
             self.uncount(k);
         }
