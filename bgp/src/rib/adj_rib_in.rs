@@ -323,13 +323,11 @@ impl AdjRibIn {
         for k in &removed {
             self.stale.remove(k);
             self.routes.remove(k);
+            self.uncount(k);
         }
         if self.stale.is_empty() {
             // Give back what a whole table's marks took.
             self.stale = Set::default();
-        }
-        for k in &removed {
-            self.uncount(k);
         }
         shrink_if_sparse(&mut self.routes);
         removed

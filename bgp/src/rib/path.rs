@@ -2,9 +2,10 @@
 //! (RFC 4271 §9.1), and where it came from.
 //!
 //! Owns [`Path`] (ADD-PATH identifier, source, and a shared
-//! [`RouteData`]: attributes and next hop) and [`Source`] (the peer facts the decision process and the export rules
-//! need: internal or external, BGP Identifier, address, route-reflector
-//! client). A `Source` is shared by all paths from one peer.
+//! [`RouteData`]: attributes and next hop) and [`Source`] (the peer facts
+//! the decision process and the export rules need: internal or external,
+//! BGP Identifier, address, route-reflector client). A `Source` is shared
+//! by all paths from one peer.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -101,16 +102,6 @@ impl PartialEq for Path {
 impl Eq for Path {}
 
 impl Path {
-    /// A path of `source` with `attrs` and `next_hop` in a record of its
-    /// own.
-    pub fn new(source: Arc<Source>, path_id: u32, attrs: AttrSet, next_hop: NextHop) -> Self {
-        Self {
-            source,
-            data: RouteData::shared(attrs, next_hop),
-            path_id,
-        }
-    }
-
     /// The interned attribute set (without next hop and MP attributes).
     pub fn attrs(&self) -> &AttrSet {
         &self.data.attrs

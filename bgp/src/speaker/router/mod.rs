@@ -1,5 +1,5 @@
-//! The router: the task that owns the [`Rib`](crate::rib::Rib) and drives it with the
-//! speaker's sessions — the glue between [`crate::session`] events and
+//! The router: the task that owns the [`Rib`](crate::rib::Rib) and
+//! drives it with the speaker's sessions — the glue between [`crate::session`] events and
 //! [`crate::rib`].
 //!
 //! ```text
@@ -16,16 +16,18 @@
 //! What the task does with each session event:
 //!
 //! * **Up**: the peer's Adj-RIB-Out is filled from the Loc-RIB
-//!   ([`Rib::peer_up`](crate::rib::Rib::peer_up)); if we were keeping its routes through a restart,
-//!   families it no longer preserves are flushed and the rest wait for
-//!   its End-of-RIB or the stale-path time ([`Rib::peer_restarted`](crate::rib::Rib::peer_restarted)).
+//!   ([`Rib::peer_up`](crate::rib::Rib::peer_up)); if we were keeping
+//!   its routes through a restart, families it no longer preserves are
+//!   flushed and the rest wait for its End-of-RIB or the stale-path time
+//!   ([`Rib::peer_restarted`](crate::rib::Rib::peer_restarted)).
 //! * **Down**: its routes go, unless it announced graceful restart and the
 //!   connection was lost: then they stay, stale, for its Restart Time
 //!   ([`crate::session::graceful::helper_keeps`], RFC 4724 §4.2); the
 //!   deadline is driven through [`Rib::expire`](crate::rib::Rib::expire).
 //! * **UPDATE**: into its Adj-RIB-In and the decision process
-//!   ([`Rib::receive`](crate::rib::Rib::receive)); then the max-prefix check (RFC 4486 §4), which
-//!   either reports or closes the session with Cease 6/1.
+//!   ([`Rib::receive`](crate::rib::Rib::receive)); then the max-prefix
+//!   check (RFC 4486 §4), which either reports or closes the session with
+//!   Cease 6/1.
 //! * **ROUTE-REFRESH**: its whole Adj-RIB-Out of that family is queued
 //!   again ([`Rib::resend`](crate::rib::Rib::resend), RFC 2918 §4).
 //!
