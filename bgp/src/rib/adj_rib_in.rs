@@ -1,19 +1,28 @@
 //! Adj-RIB-In: the routes one peer advertised, as received (RFC 4271
 //! §3.2, §9), and graceful-restart helper staleness (RFC 4724 §4.2).
 //!
-//! Owns applying a decoded [`Update`] — Withdrawn Routes and NLRI for
-//! IPv4, MP_REACH_NLRI / MP_UNREACH_NLRI for either family (RFC 4760),
-//! ADD-PATH Path Identifiers (RFC 7911) — and answering which routes
-//! changed. It keeps routes before import policy, so a policy change can
-//! be re-applied without a route refresh.
+//! Owns reading a decoded [`Update`] into routes (`Received`: Withdrawn
+//! Routes and NLRI for IPv4, MP_REACH_NLRI / MP_UNREACH_NLRI for either
+//! family (RFC 4760), ADD-PATH Path Identifiers (RFC 7911)), and where
+//! each route as received is kept beside what import policy made of it.
+//!
+//! Kept once where it can be: most routes pass import unchanged, and for
+//! them the Loc-RIB's path *is* the route as received (the same shared
+//! [`RouteData`]), so a route costs one table insert, not two (BIRD's
+//! table holds a route once too). Only the routes that import changed or
+//! rejected are held here as received, so a policy change is still
+//! re-applied without a route refresh (soft reconfiguration). The peer's
+//! operations — session down, graceful restart, refresh, re-import —
+//! walk the Loc-RIB for its paths, as BIRD's do. [`Rib`](super::Rib)
+//! drives all of it; this type alone holds only the exceptions.
 //!
 //! Graceful restart as helper: when a restarting peer's session goes
-//! down, [`AdjRibIn::mark_stale`] keeps its routes of the families it
-//! preserved, marked stale, until a deadline the caller gives; a route
-//! announced again is no longer stale; [`AdjRibIn::end_of_rib`] flushes
-//! what is still stale in a family; [`AdjRibIn::expire`] flushes all of it
-//! once the caller's clock passes the deadline. This module never reads
-//! a clock.
+//! down ([`Rib::peer_down`](super::Rib::peer_down) with its preserved
+//! families), its routes of those families are kept, marked stale, until
+//! a deadline the caller gives; a route announced again is no longer
+//! stale; its End-of-RIB flushes what is still stale in a family; and
+//! [`Rib::expire`](super::Rib::expire) flushes all of it once the
+//! caller's clock passes the deadline. This module never reads a clock.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,9 +30,11 @@ use std::time::Instant;
 use crate::wire::{Families, Family, MpReach, MpUnreach, NextHop, Nlri, PathAttributes, Update};
 
 use super::RibError;
+use super::decision::IgpCost;
 use super::hash::{Map, Set, Shrink, shrink_if_sparse};
 use super::intern::{AttrSet, Interner};
-use super::path::RouteData;
+use super::loc_rib::{BestPathChange, LocRib};
+use super::path::{Path, RouteData, Source};
 use super::prefix::IpPrefix;
 
 /// A route's identity within one peer's Adj-RIB-In.
@@ -39,7 +50,7 @@ pub struct RouteKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// Attributes and next hop, one record for every route of its UPDATE
-    /// (and of its family): a table slot of the key and a pointer.
+    /// (and of its family).
     data: Arc<RouteData>,
 }
 
@@ -54,24 +65,169 @@ impl Route {
         self.data.next_hop
     }
 
-    /// The shared record of both, for a path that keeps them unchanged.
+    /// The shared record of both.
     pub fn data(&self) -> &Arc<RouteData> {
         &self.data
     }
 }
 
-/// One peer's Adj-RIB-In.
+/// One UPDATE read into routes: its attributes interned once, shared by
+/// every route it announces. Reading fails before anything is applied,
+/// so a bad UPDATE changes nothing.
+#[derive(Debug)]
+pub(super) struct Received<'u> {
+    update: &'u Update,
+    /// For the IPv4 NLRI field.
+    nlri: Option<Arc<RouteData>>,
+    /// For MP_REACH_NLRI.
+    mp: Option<Arc<RouteData>>,
+}
+
+fn v4(n: &Nlri<crate::wire::Ipv4Prefix>) -> RouteKey {
+    RouteKey {
+        prefix: IpPrefix::V4(n.prefix),
+        path_id: n.path_id.unwrap_or(0),
+    }
+}
+
+fn v6(n: &Nlri<crate::wire::Ipv6Prefix>) -> RouteKey {
+    RouteKey {
+        prefix: IpPrefix::V6(n.prefix),
+        path_id: n.path_id.unwrap_or(0),
+    }
+}
+
+impl<'u> Received<'u> {
+    /// Reads `update`, interning its attribute set (without NEXT_HOP and
+    /// MP attributes) if it announces anything. IPv4 NLRI without a
+    /// NEXT_HOP is an error (only a hand-built UPDATE has that: the
+    /// decoder treats it as withdraw, RFC 7606 §3 d).
+    pub(super) fn new(update: &'u Update, interner: &mut Interner) -> Result<Self, RibError> {
+        let a = &update.attributes;
+        let has_mp = matches!(
+            a.mp_reach,
+            Some(MpReach::Ipv4Unicast { .. } | MpReach::Ipv6Unicast { .. })
+        );
+        let mut out = Self {
+            update,
+            nlri: None,
+            mp: None,
+        };
+        if update.nlri.is_empty() && !has_mp {
+            return Ok(out);
+        }
+        let nlri_next_hop = match update.nlri.is_empty() {
+            true => None,
+            false => Some(NextHop::V4(a.next_hop.ok_or(RibError::MissingNextHop)?)),
+        };
+        let attrs = interner.intern(PathAttributes {
+            next_hop: None,
+            mp_reach: None,
+            mp_unreach: None,
+            ..a.clone()
+        });
+        let shared = |next_hop| RouteData::shared(AttrSet::clone(&attrs), next_hop);
+        out.nlri = nlri_next_hop.map(shared);
+        out.mp = match &a.mp_reach {
+            Some(MpReach::Ipv4Unicast { next_hop, .. } | MpReach::Ipv6Unicast { next_hop, .. }) => {
+                Some(shared(*next_hop))
+            }
+            Some(MpReach::Other { .. }) | None => None,
+        };
+        Ok(out)
+    }
+
+    /// How many routes it withdraws and announces.
+    pub(super) fn len(&self) -> usize {
+        let a = &self.update.attributes;
+        let unreach = match &a.mp_unreach {
+            Some(MpUnreach::Ipv4Unicast(n)) => n.len(),
+            Some(MpUnreach::Ipv6Unicast(n)) => n.len(),
+            Some(MpUnreach::Other { .. }) | None => 0,
+        };
+        let reach = match &a.mp_reach {
+            Some(MpReach::Ipv4Unicast { nlri, .. }) => nlri.len(),
+            Some(MpReach::Ipv6Unicast { nlri, .. }) => nlri.len(),
+            Some(MpReach::Other { .. }) | None => 0,
+        };
+        let nlri = if self.nlri.is_some() {
+            self.update.nlri.len()
+        } else {
+            0
+        };
+        self.update.withdrawn.len() + unreach + nlri + reach
+    }
+
+    /// The routes withdrawn (Withdrawn Routes, then MP_UNREACH_NLRI).
+    pub(super) fn withdrawn(&self) -> impl Iterator<Item = RouteKey> + '_ {
+        let a = &self.update.attributes;
+        let (mp4, mp6) = match &a.mp_unreach {
+            Some(MpUnreach::Ipv4Unicast(n)) => (n.as_slice(), &[][..]),
+            Some(MpUnreach::Ipv6Unicast(n)) => (&[][..], n.as_slice()),
+            Some(MpUnreach::Other { .. }) | None => (&[][..], &[][..]),
+        };
+        let v4s = self.update.withdrawn.iter().chain(mp4).map(v4);
+        v4s.chain(mp6.iter().map(v6))
+    }
+
+    /// The routes announced, each with its attributes and next hop (NLRI,
+    /// then MP_REACH_NLRI).
+    pub(super) fn announced(&self) -> impl Iterator<Item = (RouteKey, &Arc<RouteData>)> + '_ {
+        let (mp4, mp6) = match &self.update.attributes.mp_reach {
+            Some(MpReach::Ipv4Unicast { nlri, .. }) => (nlri.as_slice(), &[][..]),
+            Some(MpReach::Ipv6Unicast { nlri, .. }) => (&[][..], nlri.as_slice()),
+            Some(MpReach::Other { .. }) | None => (&[][..], &[][..]),
+        };
+        let nlri = self
+            .nlri
+            .iter()
+            .flat_map(|d| self.update.nlri.iter().map(move |n| (v4(n), d)));
+        let mp = self.mp.iter().flat_map(move |d| {
+            let v4s = mp4.iter().map(move |n| (v4(n), d));
+            v4s.chain(mp6.iter().map(move |n| (v6(n), d)))
+        });
+        nlri.chain(mp)
+    }
+}
+
+/// What import made of a route as received.
+#[derive(Debug)]
+pub(super) enum Imported {
+    /// Accepted as received: the Loc-RIB path shares its record.
+    Unchanged,
+    /// Accepted with other attributes or next hop.
+    Changed(Arc<RouteData>),
+    /// Rejected.
+    Rejected,
+}
+
+/// The Loc-RIB where one peer's accepted routes live, and what choosing
+/// among them needs.
+pub(super) struct Target<'a> {
+    /// The Loc-RIB.
+    pub(super) loc_rib: &'a mut LocRib,
+    /// The peer.
+    pub(super) source: &'a Arc<Source>,
+    /// The IGP-cost hook of the decision process.
+    pub(super) igp: &'a dyn IgpCost,
+}
+
+/// One peer's Adj-RIB-In: the routes import changed or rejected, as
+/// received (the others are the peer's Loc-RIB paths), per-family counts
+/// and staleness.
 #[derive(Debug, Default)]
 pub struct AdjRibIn {
-    routes: Map<RouteKey, Route>,
+    /// Routes as received whose Loc-RIB path is not the route as
+    /// received: import changed them (the Loc-RIB holds the result) or
+    /// rejected them (it holds nothing). Usually empty.
+    filtered: Map<RouteKey, Route>,
     shrink: Shrink,
     /// Routes kept through the peer's restart or a refresh, not yet
-    /// announced again: rare, so a set beside the table, not a flag that
-    /// would widen every slot (32 octets with the key, not 40).
+    /// announced again: rare, so a set beside the tables.
     stale: Set<RouteKey>,
     stale_deadline: Option<Instant>,
-    /// Routes per family (IPv4, IPv6 unicast), kept in step with `routes`
-    /// so a max-prefix check costs nothing.
+    /// Routes per family (IPv4, IPv6 unicast) as received, accepted or
+    /// not, so a max-prefix check costs nothing.
     counts: [usize; 2],
 }
 
@@ -83,205 +239,210 @@ const fn slot(family: Family) -> usize {
 }
 
 impl AdjRibIn {
-    /// An empty Adj-RIB-In.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Applies one UPDATE; returns the routes that were added, replaced
-    /// or removed (a route announced again unchanged is only un-staled).
-    /// An End-of-RIB marker changes nothing here; see
-    /// [`AdjRibIn::end_of_rib`].
-    pub fn apply(
+    /// The peer announced `key` with `data`, which import made into
+    /// `imported`: the route is kept and no longer stale. Returns the
+    /// best-path change, if any (none for a route announced again
+    /// unchanged).
+    pub(super) fn announce(
         &mut self,
-        update: &Update,
-        interner: &mut Interner,
-    ) -> Result<Vec<RouteKey>, RibError> {
-        let a = &update.attributes;
-        let mut changed = Vec::new();
-        let v4 = |n: &Nlri<_>| RouteKey {
-            prefix: IpPrefix::V4(n.prefix),
-            path_id: n.path_id.unwrap_or(0),
-        };
-        let v6 = |n: &Nlri<_>| RouteKey {
-            prefix: IpPrefix::V6(n.prefix),
-            path_id: n.path_id.unwrap_or(0),
-        };
-        for key in update.withdrawn.iter().map(v4) {
-            self.withdraw(key, &mut changed);
-        }
-        match &a.mp_unreach {
-            Some(MpUnreach::Ipv4Unicast(nlri)) => {
-                for key in nlri.iter().map(v4) {
-                    self.withdraw(key, &mut changed);
-                }
-            }
-            Some(MpUnreach::Ipv6Unicast(nlri)) => {
-                for key in nlri.iter().map(v6) {
-                    self.withdraw(key, &mut changed);
-                }
-            }
-            Some(MpUnreach::Other { .. }) | None => {}
-        }
-        let has_mp = matches!(
-            a.mp_reach,
-            Some(MpReach::Ipv4Unicast { .. } | MpReach::Ipv6Unicast { .. })
-        );
-        if update.nlri.is_empty() && !has_mp {
-            return Ok(changed);
-        }
-        let attrs = interner.intern(PathAttributes {
-            next_hop: None,
-            mp_reach: None,
-            mp_unreach: None,
-            ..a.clone()
-        });
-        let shared = |next_hop| RouteData::shared(AttrSet::clone(&attrs), next_hop);
-        if !update.nlri.is_empty() {
-            let next_hop = NextHop::V4(a.next_hop.ok_or(RibError::MissingNextHop)?);
-            let shared = shared(next_hop);
-            for key in update.nlri.iter().map(v4) {
-                self.announce(key, &shared, &mut changed);
-            }
-        }
-        match &a.mp_reach {
-            Some(MpReach::Ipv4Unicast { next_hop, nlri }) => {
-                let shared = shared(*next_hop);
-                for key in nlri.iter().map(v4) {
-                    self.announce(key, &shared, &mut changed);
-                }
-            }
-            Some(MpReach::Ipv6Unicast { next_hop, nlri }) => {
-                let shared = shared(*next_hop);
-                for key in nlri.iter().map(v6) {
-                    self.announce(key, &shared, &mut changed);
-                }
-            }
-            Some(MpReach::Other { .. }) | None => {}
-        }
-        Ok(changed)
-    }
-
-    fn withdraw(&mut self, key: RouteKey, changed: &mut Vec<RouteKey>) {
-        if self.routes.remove(&key).is_some() {
-            self.uncount(&key);
-            if !self.stale.is_empty() {
-                self.stale.remove(&key);
-            }
-            changed.push(key);
-            self.shrink.after_remove(&mut self.routes);
-        }
-    }
-
-    fn uncount(&mut self, key: &RouteKey) {
-        if let Some(n) = self.counts.get_mut(slot(key.prefix.family())) {
-            *n = n.saturating_sub(1);
-        }
-    }
-
-    fn announce(&mut self, key: RouteKey, shared: &Arc<RouteData>, changed: &mut Vec<RouteKey>) {
-        let route = Route {
-            data: Arc::clone(shared),
-        };
+        key: RouteKey,
+        data: &Arc<RouteData>,
+        imported: Imported,
+        to: &mut Target<'_>,
+    ) -> Option<BestPathChange> {
         if !self.stale.is_empty() {
             self.stale.remove(&key);
         }
-        match self.routes.insert(key, route) {
-            Some(old)
-                if AttrSet::ptr_eq(&old.data.attrs, &shared.attrs)
-                    && old.data.next_hop == shared.next_hop => {}
-            Some(_) => changed.push(key),
-            None => {
-                if let Some(n) = self.counts.get_mut(slot(key.prefix.family())) {
-                    *n += 1;
-                }
-                changed.push(key);
+        let (known, change) = self.store(key, data, imported, to);
+        if !known && let Some(n) = self.counts.get_mut(slot(key.prefix.family())) {
+            *n += 1;
+        }
+        change
+    }
+
+    /// Import policy changed: the route `key` as received, `data`, now
+    /// imports as `imported`. Counts and staleness stay.
+    pub(super) fn reimport(
+        &mut self,
+        key: RouteKey,
+        data: &Arc<RouteData>,
+        imported: Imported,
+        to: &mut Target<'_>,
+    ) -> Option<BestPathChange> {
+        self.store(key, data, imported, to).1
+    }
+
+    /// Puts the route where it belongs; says whether the peer had a route
+    /// for `key` before.
+    fn store(
+        &mut self,
+        key: RouteKey,
+        data: &Arc<RouteData>,
+        imported: Imported,
+        to: &mut Target<'_>,
+    ) -> (bool, Option<BestPathChange>) {
+        let held = match imported {
+            Imported::Unchanged => self.unfilter(&key),
+            Imported::Changed(_) | Imported::Rejected => {
+                let route = Route {
+                    data: Arc::clone(data),
+                };
+                self.filtered.insert(key, route).is_some()
+            }
+        };
+        let path = |data| Path {
+            source: Arc::clone(to.source),
+            data,
+            path_id: key.path_id,
+        };
+        let (had, change) = match imported {
+            Imported::Unchanged => to
+                .loc_rib
+                .replace(key.prefix, path(Arc::clone(data)), to.igp),
+            Imported::Changed(d) => to.loc_rib.replace(key.prefix, path(d), to.igp),
+            Imported::Rejected => to.loc_rib.take(key.prefix, to.source, key.path_id, to.igp),
+        };
+        (held || had, change)
+    }
+
+    /// Drops `key` from the filtered routes; whether it was there.
+    fn unfilter(&mut self, key: &RouteKey) -> bool {
+        if self.filtered.is_empty() || self.filtered.remove(key).is_none() {
+            return false;
+        }
+        self.shrink.after_remove(&mut self.filtered);
+        true
+    }
+
+    /// The peer withdrew `key` (or it was flushed): returns the best-path
+    /// change, if any.
+    pub(super) fn withdraw(
+        &mut self,
+        key: RouteKey,
+        to: &mut Target<'_>,
+    ) -> Option<BestPathChange> {
+        let held = self.unfilter(&key);
+        let (had, change) = to.loc_rib.take(key.prefix, to.source, key.path_id, to.igp);
+        if held || had {
+            if let Some(n) = self.counts.get_mut(slot(key.prefix.family())) {
+                *n = n.saturating_sub(1);
+            }
+            if !self.stale.is_empty() {
+                self.stale.remove(&key);
             }
         }
+        change
     }
 
-    /// The route for `key`, if any.
-    pub fn route(&self, key: &RouteKey) -> Option<&Route> {
-        self.routes.get(key)
+    /// Every route of the peer as received: its Loc-RIB paths that import
+    /// left unchanged, and the filtered ones.
+    pub(super) fn routes(&self, loc_rib: &LocRib, source: &Source) -> Vec<(RouteKey, Route)> {
+        let mut out: Vec<(RouteKey, Route)> = loc_rib
+            .paths_of(source)
+            .filter(|(k, _)| self.filtered.is_empty() || !self.filtered.contains_key(k))
+            .map(|(k, p)| {
+                let route = Route {
+                    data: Arc::clone(&p.data),
+                };
+                (k, route)
+            })
+            .collect();
+        out.extend(self.filtered.iter().map(|(k, r)| (*k, r.clone())));
+        out
     }
 
-    /// Every route.
-    pub fn iter(&self) -> impl Iterator<Item = (&RouteKey, &Route)> {
-        self.routes.iter()
+    /// The keys of every route of the peer of the families in `pick`.
+    fn keys(&self, loc_rib: &LocRib, source: &Source, pick: Families) -> Vec<RouteKey> {
+        let of = |k: &RouteKey| pick.contains(k.prefix.family());
+        let mut out: Vec<RouteKey> = loc_rib
+            .paths_of(source)
+            .map(|(k, _)| k)
+            .filter(|k| of(k) && (self.filtered.is_empty() || !self.filtered.contains_key(k)))
+            .collect();
+        out.extend(self.filtered.keys().filter(|k| of(k)).copied());
+        out
     }
 
-    /// Number of routes.
+    /// Number of routes as received.
     pub fn len(&self) -> usize {
-        self.routes.len()
+        self.counts.iter().sum()
     }
 
-    /// Whether there are no routes.
+    /// Whether the peer has no routes.
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.len() == 0
     }
 
-    /// Number of routes of `family` (stale ones included).
+    /// Number of routes of `family` (stale ones and rejected ones
+    /// included).
     pub fn count(&self, family: Family) -> usize {
         self.counts.get(slot(family)).copied().unwrap_or(0)
     }
 
+    /// Number of routes import changed or rejected (held here as
+    /// received).
+    pub fn filtered_count(&self) -> usize {
+        self.filtered.len()
+    }
+
     /// Removes every route (the session went down without graceful
-    /// restart); returns them.
-    pub fn clear(&mut self) -> Vec<RouteKey> {
+    /// restart); returns the best-path changes.
+    pub(super) fn clear(&mut self, to: &mut Target<'_>) -> Vec<BestPathChange> {
         self.stale_deadline = None;
         self.counts = [0; 2];
         self.stale = Set::default();
-        let keys = self.routes.drain().map(|(k, _)| k).collect();
-        shrink_if_sparse(&mut self.routes);
-        keys
+        self.filtered = Map::default();
+        to.loc_rib.remove_of(to.source, |_| true, to.igp)
     }
 
     /// The peer is restarting (RFC 4724 §4.2): routes of the families in
     /// `keep` (those whose forwarding state it preserved) are marked stale
-    /// and kept until `deadline`; the others are removed and returned.
-    pub fn mark_stale(&mut self, keep: Families, deadline: Instant) -> Vec<RouteKey> {
-        let mut removed = Vec::new();
-        let stale = &mut self.stale;
-        self.routes.retain(|k, _| {
-            if keep.contains(k.prefix.family()) {
-                stale.insert(*k);
-                true
-            } else {
-                stale.remove(k);
-                removed.push(*k);
-                false
+    /// and kept until `deadline`; the others are removed. Returns the
+    /// best-path changes.
+    pub(super) fn mark_stale(
+        &mut self,
+        keep: Families,
+        deadline: Instant,
+        to: &mut Target<'_>,
+    ) -> Vec<BestPathChange> {
+        let kept = |k: &RouteKey| keep.contains(k.prefix.family());
+        self.stale = self.keys(to.loc_rib, to.source, keep).into_iter().collect();
+        self.filtered.retain(|k, _| kept(k));
+        shrink_if_sparse(&mut self.filtered);
+        for family in Family::ALL.into_iter().filter(|f| !keep.contains(*f)) {
+            if let Some(n) = self.counts.get_mut(slot(family)) {
+                *n = 0;
             }
-        });
-        for k in &removed {
-            self.uncount(k);
         }
-        shrink_if_sparse(&mut self.routes);
         self.stale_deadline = Some(deadline);
-        removed
+        to.loc_rib.remove_of(to.source, |k| !kept(k), to.igp)
     }
 
     /// A BoRR for `family` arrived (RFC 7313 §4): its routes become stale
     /// until announced again; the EoRR ([`AdjRibIn::end_of_rib`]) purges
     /// the rest, or the deadline does if the EoRR never comes.
-    pub fn begin_refresh(&mut self, family: Family, deadline: Instant) {
-        self.stale.extend(
-            self.routes
-                .keys()
-                .filter(|k| k.prefix.family() == family)
-                .copied(),
-        );
+    pub(super) fn begin_refresh(
+        &mut self,
+        family: Family,
+        deadline: Instant,
+        loc_rib: &LocRib,
+        source: &Source,
+    ) {
+        let keys = self.keys(loc_rib, source, Families::of(&[family]));
+        self.stale.extend(keys);
         self.stale_deadline = Some(self.stale_deadline.map_or(deadline, |d| d.min(deadline)));
     }
 
     /// Moves the stale deadline (for example to a stale-path timer once
     /// the session is back, RFC 4724 §4.2).
-    pub fn set_stale_deadline(&mut self, deadline: Instant) {
+    pub(super) fn set_stale_deadline(&mut self, deadline: Instant) {
         if self.stale_deadline.is_some() {
             self.stale_deadline = Some(deadline);
         }
     }
 
-    /// When [`AdjRibIn::expire`] will flush stale routes, if any are kept.
+    /// When [`Rib::expire`](super::Rib::expire) will flush stale routes,
+    /// if any are kept.
     pub fn stale_deadline(&self) -> Option<Instant> {
         self.stale_deadline
     }
@@ -296,40 +457,47 @@ impl AdjRibIn {
         self.stale.len()
     }
 
-    /// End-of-RIB received for `family` (RFC 4724 §4.2): removes and
-    /// returns the routes of that family still stale.
-    pub fn end_of_rib(&mut self, family: Family) -> Vec<RouteKey> {
-        let removed = self.flush(|k| k.prefix.family() == family);
+    /// End-of-RIB received for `family` (RFC 4724 §4.2): removes the
+    /// routes of that family still stale; returns the best-path changes.
+    pub(super) fn end_of_rib(
+        &mut self,
+        family: Family,
+        to: &mut Target<'_>,
+    ) -> Vec<BestPathChange> {
+        let changes = self.flush(|k| k.prefix.family() == family, to);
         if self.stale.is_empty() {
             self.stale_deadline = None;
         }
-        removed
+        changes
     }
 
-    /// If `now` is at or past the stale deadline, removes and returns every
-    /// stale route (the restart time or stale timer expired).
-    pub fn expire(&mut self, now: Instant) -> Vec<RouteKey> {
+    /// If `now` is at or past the stale deadline, removes every stale
+    /// route (the restart time or stale timer expired); returns the
+    /// best-path changes.
+    pub(super) fn expire(&mut self, now: Instant, to: &mut Target<'_>) -> Vec<BestPathChange> {
         match self.stale_deadline {
             Some(d) if now >= d => {
                 self.stale_deadline = None;
-                self.flush(|_| true)
+                self.flush(|_| true, to)
             }
             _ => Vec::new(),
         }
     }
 
-    fn flush(&mut self, pick: impl Fn(&RouteKey) -> bool) -> Vec<RouteKey> {
+    fn flush(
+        &mut self,
+        pick: impl Fn(&RouteKey) -> bool,
+        to: &mut Target<'_>,
+    ) -> Vec<BestPathChange> {
         let removed: Vec<RouteKey> = self.stale.iter().filter(|k| pick(k)).copied().collect();
-        for k in &removed {
-            self.stale.remove(k);
-            self.routes.remove(k);
-            self.uncount(k);
-        }
+        let changes = removed
+            .into_iter()
+            .filter_map(|k| self.withdraw(k, to))
+            .collect();
         if self.stale.is_empty() {
             // Give back what a whole table's marks took.
             self.stale = Set::default();
         }
-        shrink_if_sparse(&mut self.routes);
-        removed
+        changes
     }
 }

@@ -2,9 +2,10 @@
 //! Adj-RIB-In and Adj-RIB-Out per peer around the Loc-RIB, and the API
 //! the speaker drives.
 //!
-//! Owns the flow of §9: an UPDATE is applied to the peer's Adj-RIB-In
-//! (§9.1), each changed route passes the import checks and policy into
-//! the Loc-RIB, where the decision process runs per destination (§9.1.2);
+//! Owns the flow of §9: each route of an UPDATE passes the import checks
+//! and policy (§9.1) into the Loc-RIB, where the decision process runs
+//! per destination (§9.1.2); the peer's Adj-RIB-In keeps it as received
+//! (a route import left unchanged is its Loc-RIB path, kept once);
 //! each change of a best path is offered, through export rules and policy,
 //! to every established peer's Adj-RIB-Out (§9.1.3); [`Rib::flush`] packs
 //! what a peer still lacks into UPDATEs (§9.2). Graceful restart as
@@ -31,13 +32,13 @@ use crate::wire::{
 };
 
 use super::RibError;
-use super::adj_rib_in::{AdjRibIn, RouteKey};
+use super::adj_rib_in::{AdjRibIn, Imported, Received, Route, RouteKey, Target};
 use super::adj_rib_out::{AdjRibOut, Advert};
 use super::decision::{IgpCost, ZeroCost};
 use super::export::{LocalConfig, PeerConfig};
 use super::export::{export, import};
 use super::generate::{Outbound, build};
-use super::intern::Interner;
+use super::intern::{AttrSet, Interner};
 use super::loc_rib::{BestPathChange, LocRib};
 use super::max_prefix::MaxPrefixExceeded;
 use super::path::{Path, PeerKind, RouteData, Source};
@@ -134,9 +135,33 @@ impl Rib {
         &self.loc_rib
     }
 
-    /// A peer's Adj-RIB-In.
+    /// A peer's Adj-RIB-In: its counts, staleness and the routes import
+    /// changed or rejected.
     pub fn adj_rib_in(&self, peer: &IpAddr) -> Option<&AdjRibIn> {
         self.peers.get(peer).map(|p| &p.adj_in)
+    }
+
+    /// Every route the peer sent, as received (before import policy), in
+    /// no particular order: a walk of the Loc-RIB.
+    pub fn received(&self, peer: &IpAddr) -> Vec<(RouteKey, Route)> {
+        self.peers
+            .get(peer)
+            .map(|p| p.adj_in.routes(&self.loc_rib, &p.source))
+            .unwrap_or_default()
+    }
+
+    /// A peer's Adj-RIB-In with the Loc-RIB its accepted routes live in.
+    fn inbound(&mut self, address: &IpAddr) -> Result<(&mut AdjRibIn, Target<'_>), RibError> {
+        let peer = self
+            .peers
+            .get_mut(address)
+            .ok_or(RibError::UnknownPeer(*address))?;
+        let to = Target {
+            loc_rib: &mut self.loc_rib,
+            source: &peer.source,
+            igp: &*self.igp,
+        };
+        Ok((&mut peer.adj_in, to))
     }
 
     /// A peer's Adj-RIB-Out.
@@ -170,7 +195,7 @@ impl Rib {
                     families: Families::NONE,
                     eor_due: Families::NONE,
                     refresh_due: Families::NONE,
-                    adj_in: AdjRibIn::new(),
+                    adj_in: AdjRibIn::default(),
                     adj_out: AdjRibOut::new(),
                     over_limit: Families::NONE,
                 },
@@ -179,8 +204,7 @@ impl Rib {
         };
         peer.source = Arc::new(source_for(&self.local, &cfg, peer.source.router_id));
         peer.cfg = cfg;
-        let keys: Vec<RouteKey> = peer.adj_in.iter().map(|(k, _)| *k).collect();
-        let changes = self.reimport(address, &keys);
+        let changes = self.reimport(address);
         self.propagate(&changes);
         self.export_all(address);
         changes
@@ -191,8 +215,12 @@ impl Rib {
         let Some(mut peer) = self.peers.remove(address) else {
             return Vec::new();
         };
-        let keys = peer.adj_in.clear();
-        let changes = self.remove_paths(&peer.source, &keys);
+        let mut to = Target {
+            loc_rib: &mut self.loc_rib,
+            source: &peer.source,
+            igp: &*self.igp,
+        };
+        let changes = peer.adj_in.clear(&mut to);
         self.propagate(&changes);
         changes
     }
@@ -234,14 +262,12 @@ impl Rib {
         preserved: Families,
         stale_until: Instant,
     ) -> Result<Vec<BestPathChange>, RibError> {
-        let peer = self.peer_mut(address)?;
-        let mut removed = Vec::new();
+        let (adj_in, mut to) = self.inbound(address)?;
+        let mut changes = Vec::new();
         for family in Family::ALL.into_iter().filter(|f| !preserved.contains(*f)) {
-            removed.extend(peer.adj_in.end_of_rib(family));
+            changes.extend(adj_in.end_of_rib(family, &mut to));
         }
-        peer.adj_in.set_stale_deadline(stale_until);
-        let source = Arc::clone(&peer.source);
-        let changes = self.remove_paths(&source, &removed);
+        adj_in.set_stale_deadline(stale_until);
         self.propagate(&changes);
         Ok(changes)
     }
@@ -274,18 +300,17 @@ impl Rib {
         if !peer.up || !peer.families.contains(family) {
             return Ok(Vec::new());
         }
-        let removed = match subtype {
+        let (adj_in, mut to) = self.inbound(address)?;
+        let changes = match subtype {
             RouteRefreshSubtype::BeginningOfRouteRefresh => {
-                peer.adj_in.begin_refresh(family, stale_until);
+                adj_in.begin_refresh(family, stale_until, to.loc_rib, to.source);
                 return Ok(Vec::new());
             }
-            RouteRefreshSubtype::EndOfRouteRefresh => peer.adj_in.end_of_rib(family),
+            RouteRefreshSubtype::EndOfRouteRefresh => adj_in.end_of_rib(family, &mut to),
             RouteRefreshSubtype::Request | RouteRefreshSubtype::Other(_) => {
                 return Ok(Vec::new());
             }
         };
-        let source = Arc::clone(&peer.source);
-        let changes = self.remove_paths(&source, &removed);
         self.propagate(&changes);
         Ok(changes)
     }
@@ -324,12 +349,11 @@ impl Rib {
         peer.up = false;
         peer.adj_out.clear();
         peer.over_limit = Families::NONE;
-        let removed = match graceful {
-            Some((keep, deadline)) => peer.adj_in.mark_stale(keep, deadline),
-            None => peer.adj_in.clear(),
+        let (adj_in, mut to) = self.inbound(address)?;
+        let changes = match graceful {
+            Some((keep, deadline)) => adj_in.mark_stale(keep, deadline, &mut to),
+            None => adj_in.clear(&mut to),
         };
-        let source = Arc::clone(&peer.source);
-        let changes = self.remove_paths(&source, &removed);
         self.propagate(&changes);
         Ok(changes)
     }
@@ -341,18 +365,33 @@ impl Rib {
         address: &IpAddr,
         update: &Update,
     ) -> Result<Vec<BestPathChange>, RibError> {
-        // Field by field: the interner is borrowed beside the peer.
-        let peer = self
-            .peers
-            .get_mut(address)
-            .ok_or(RibError::UnknownPeer(*address))?;
         let changes = if let Some(family) = update.end_of_rib_family() {
-            let removed = peer.adj_in.end_of_rib(family);
-            let source = Arc::clone(&peer.source);
-            self.remove_paths(&source, &removed)
+            let (adj_in, mut to) = self.inbound(address)?;
+            adj_in.end_of_rib(family, &mut to)
         } else {
-            let keys = peer.adj_in.apply(update, &mut self.interner)?;
-            self.reimport(*address, &keys)
+            // Field by field: the interner and the configuration are
+            // borrowed beside the peer and the Loc-RIB.
+            let peer = self
+                .peers
+                .get_mut(address)
+                .ok_or(RibError::UnknownPeer(*address))?;
+            let received = Received::new(update, &mut self.interner)?;
+            let mut to = Target {
+                loc_rib: &mut self.loc_rib,
+                source: &peer.source,
+                igp: &*self.igp,
+            };
+            // A first table changes a destination per route: one
+            // allocation, not a dozen doublings per UPDATE.
+            let mut changes = Vec::with_capacity(received.len());
+            for key in received.withdrawn() {
+                changes.extend(peer.adj_in.withdraw(key, &mut to));
+            }
+            for (key, data) in received.announced() {
+                let imported = import_route(&self.local, &peer.cfg, &mut self.interner, &key, data);
+                changes.extend(peer.adj_in.announce(key, data, imported, &mut to));
+            }
+            changes
         };
         self.propagate(&changes);
         Ok(changes)
@@ -369,16 +408,14 @@ impl Rib {
 
     /// Flushes the stale routes whose deadline is at or before `now`.
     pub fn expire(&mut self, now: Instant) -> Vec<BestPathChange> {
-        let mut expired = Vec::new();
-        for peer in self.peers.values_mut() {
-            let keys = peer.adj_in.expire(now);
-            if !keys.is_empty() {
-                expired.push((Arc::clone(&peer.source), keys));
-            }
-        }
         let mut changes = Vec::new();
-        for (source, keys) in expired {
-            changes.extend(self.remove_paths(&source, &keys));
+        for peer in self.peers.values_mut() {
+            let mut to = Target {
+                loc_rib: &mut self.loc_rib,
+                source: &peer.source,
+                igp: &*self.igp,
+            };
+            changes.extend(peer.adj_in.expire(now, &mut to));
         }
         self.propagate(&changes);
         changes
@@ -479,48 +516,25 @@ impl Rib {
         Ok(out)
     }
 
-    /// Imports the Adj-RIB-In routes `keys` of `address` into the Loc-RIB
-    /// (present and accepted: upsert; otherwise: remove).
-    fn reimport(&mut self, address: IpAddr, keys: &[RouteKey]) -> Vec<BestPathChange> {
-        let Some(peer) = self.peers.get(&address) else {
+    /// Imports every route `address` sent again (its import policy or
+    /// its kind changed).
+    fn reimport(&mut self, address: IpAddr) -> Vec<BestPathChange> {
+        let Some(peer) = self.peers.get_mut(&address) else {
             return Vec::new();
         };
-        // A first table changes a destination per route: one allocation,
-        // not a dozen doublings per UPDATE.
-        let mut changes = Vec::with_capacity(keys.len());
-        for key in keys {
-            let accepted = peer.adj_in.route(key).and_then(|r| {
-                import(&self.local, &peer.cfg, &key.prefix, r.attrs(), r.next_hop()).map(
-                    |(attrs, next_hop)| {
-                        // Unchanged by policy (the common case): the path
-                        // points at the record the Adj-RIB-In holds.
-                        let data = match attrs {
-                            Cow::Borrowed(_) if next_hop == r.next_hop() => Arc::clone(r.data()),
-                            Cow::Borrowed(_) => RouteData::shared(Arc::clone(r.attrs()), next_hop),
-                            Cow::Owned(a) => RouteData::shared(self.interner.intern(a), next_hop),
-                        };
-                        Path {
-                            source: Arc::clone(&peer.source),
-                            data,
-                            path_id: key.path_id,
-                        }
-                    },
-                )
-            });
-            let change = match accepted {
-                Some(path) => self.loc_rib.upsert(key.prefix, path, &*self.igp),
-                None => self
-                    .loc_rib
-                    .remove(key.prefix, &peer.source, key.path_id, &*self.igp),
-            };
-            changes.extend(change);
-        }
-        changes
-    }
-
-    fn remove_paths(&mut self, source: &Source, keys: &[RouteKey]) -> Vec<BestPathChange> {
-        keys.iter()
-            .filter_map(|k| self.loc_rib.remove(k.prefix, source, k.path_id, &*self.igp))
+        let routes = peer.adj_in.routes(&self.loc_rib, &peer.source);
+        let mut to = Target {
+            loc_rib: &mut self.loc_rib,
+            source: &peer.source,
+            igp: &*self.igp,
+        };
+        routes
+            .into_iter()
+            .filter_map(|(key, route)| {
+                let data = route.data();
+                let imported = import_route(&self.local, &peer.cfg, &mut self.interner, &key, data);
+                peer.adj_in.reimport(key, data, imported, &mut to)
+            })
             .collect()
     }
 
@@ -575,6 +589,28 @@ impl Rib {
                 self.loc_rib.best(&prefix),
             );
             peer.adj_out.offer(prefix, advert);
+        }
+    }
+}
+
+/// What import checks and policy make of the route `key` as received.
+fn import_route(
+    local: &LocalConfig,
+    cfg: &PeerConfig,
+    interner: &mut Interner,
+    key: &RouteKey,
+    data: &Arc<RouteData>,
+) -> Imported {
+    match import(local, cfg, &key.prefix, &data.attrs, data.next_hop) {
+        None => Imported::Rejected,
+        // Unchanged by policy (the common case): the path points at the
+        // record the route came with.
+        Some((Cow::Borrowed(_), next_hop)) if next_hop == data.next_hop => Imported::Unchanged,
+        Some((Cow::Borrowed(_), next_hop)) => {
+            Imported::Changed(RouteData::shared(AttrSet::clone(&data.attrs), next_hop))
+        }
+        Some((Cow::Owned(a), next_hop)) => {
+            Imported::Changed(RouteData::shared(interner.intern(a), next_hop))
         }
     }
 }

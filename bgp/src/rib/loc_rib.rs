@@ -11,8 +11,9 @@ use std::collections::hash_map::Entry;
 
 use smallvec::SmallVec;
 
+use super::adj_rib_in::RouteKey;
 use super::decision::{Candidates, DecisionConfig, IgpCost};
-use super::hash::{Map, Shrink};
+use super::hash::{Map, Shrink, shrink_if_sparse};
 use super::path::{Path, Source};
 use super::prefix::IpPrefix;
 
@@ -73,9 +74,7 @@ pub struct LocRib {
 }
 
 fn same(path: &Path, source: &Source, path_id: u32) -> bool {
-    path.path_id == path_id
-        && path.source.kind == source.kind
-        && path.source.address == source.address
+    path.path_id == path_id && path.source.same_peer(source)
 }
 
 impl LocRib {
@@ -101,22 +100,37 @@ impl LocRib {
         path: Path,
         igp: &dyn IgpCost,
     ) -> Option<BestPathChange> {
+        self.replace(prefix, path, igp).1
+    }
+
+    /// [`LocRib::upsert`], also saying whether a path of that source and
+    /// Path Identifier was there before.
+    pub(super) fn replace(
+        &mut self,
+        prefix: IpPrefix,
+        path: Path,
+        igp: &dyn IgpCost,
+    ) -> (bool, Option<BestPathChange>) {
         let dest = self.dests.entry(prefix).or_default();
         let old = dest.selection();
-        match dest
+        let had = match dest
             .paths
             .iter_mut()
             .find(|p| same(p, &path.source, path.path_id))
         {
-            Some(slot) => *slot = path,
+            Some(slot) => {
+                *slot = path;
+                true
+            }
             None => {
                 // The first path fits inline; beyond it, room for exactly
                 // one more (a push would reserve room for several).
                 dest.paths.reserve_exact(1);
                 dest.paths.push(path);
+                false
             }
-        }
-        Self::reselect(prefix, dest, old, &self.cfg, igp)
+        };
+        (had, Self::reselect(prefix, dest, old, &self.cfg, igp))
     }
 
     /// Removes the path of `source` with `path_id` for `prefix`; returns
@@ -128,11 +142,24 @@ impl LocRib {
         path_id: u32,
         igp: &dyn IgpCost,
     ) -> Option<BestPathChange> {
+        self.take(prefix, source, path_id, igp).1
+    }
+
+    /// [`LocRib::remove`], also saying whether there was such a path.
+    pub(super) fn take(
+        &mut self,
+        prefix: IpPrefix,
+        source: &Source,
+        path_id: u32,
+        igp: &dyn IgpCost,
+    ) -> (bool, Option<BestPathChange>) {
         let Entry::Occupied(mut slot) = self.dests.entry(prefix) else {
-            return None;
+            return (false, None);
         };
         let dest = slot.get_mut();
-        let at = dest.paths.iter().position(|p| same(p, source, path_id))?;
+        let Some(at) = dest.paths.iter().position(|p| same(p, source, path_id)) else {
+            return (false, None);
+        };
         let old = dest.selection();
         dest.paths.remove(at);
         dest.selected = dest.selected.min(dest.paths.len());
@@ -141,7 +168,59 @@ impl LocRib {
             slot.remove();
             self.shrink.after_remove(&mut self.dests);
         }
-        change
+        (true, change)
+    }
+
+    /// Every path from the peer `source`, with its key: a walk of the
+    /// whole table (for the peer's bulk operations, as BIRD walks its
+    /// table).
+    pub(super) fn paths_of<'a>(
+        &'a self,
+        source: &'a Source,
+    ) -> impl Iterator<Item = (RouteKey, &'a Path)> + 'a {
+        self.dests.iter().flat_map(move |(prefix, d)| {
+            d.paths
+                .iter()
+                .filter(|p| p.source.same_peer(source))
+                .map(move |p| {
+                    let key = RouteKey {
+                        prefix: *prefix,
+                        path_id: p.path_id,
+                    };
+                    (key, p)
+                })
+        })
+    }
+
+    /// Removes every path from the peer `source` whose key `pick` chooses,
+    /// in one walk of the table; returns the selection changes.
+    pub(super) fn remove_of(
+        &mut self,
+        source: &Source,
+        pick: impl Fn(&RouteKey) -> bool,
+        igp: &dyn IgpCost,
+    ) -> Vec<BestPathChange> {
+        let cfg = self.cfg;
+        let mut changes = Vec::new();
+        let goes = |prefix: IpPrefix, p: &Path| {
+            p.source.same_peer(source)
+                && pick(&RouteKey {
+                    prefix,
+                    path_id: p.path_id,
+                })
+        };
+        self.dests.retain(|prefix, dest| {
+            if !dest.paths.iter().any(|p| goes(*prefix, p)) {
+                return true;
+            }
+            let old = dest.selection();
+            dest.paths.retain(|p| !goes(*prefix, p));
+            dest.selected = dest.selected.min(dest.paths.len());
+            changes.extend(Self::reselect(*prefix, dest, old, &cfg, igp));
+            !dest.paths.is_empty()
+        });
+        shrink_if_sparse(&mut self.dests);
+        changes
     }
 
     /// Runs the decision process again for every destination (after the

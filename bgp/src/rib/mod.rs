@@ -20,7 +20,7 @@
 //! | `hash` | the fast seeded hash of the per-prefix tables |
 //! | [`prefix`] | [`IpPrefix`], a prefix of either family |
 //! | [`path`] | [`Path`] and its [`Source`] |
-//! | [`adj_rib_in`] | routes as received, per peer; graceful-restart staleness (RFC 4724 §4.2) |
+//! | [`adj_rib_in`] | routes as received, per peer (kept in the Loc-RIB unless import changed them); graceful-restart staleness (RFC 4724 §4.2) |
 //! | [`decision`] | the decision process (RFC 4271 §9.1.2.2, RFC 4456 §9), ECMP |
 //! | [`loc_rib`] | the best path(s) per prefix and their changes (RFC 4271 §9.1.2) |
 //! | [`policy`] | import and export filters as values |

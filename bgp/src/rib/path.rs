@@ -41,6 +41,13 @@ pub struct Source {
 }
 
 impl Source {
+    /// Whether `other` is the same peer (or both are this speaker): a
+    /// peer is its address, whatever else its configuration says now.
+    pub fn same_peer(&self, other: &Source) -> bool {
+        self.address == other.address
+            && (self.kind == PeerKind::Local) == (other.kind == PeerKind::Local)
+    }
+
     /// The source of locally originated routes.
     pub fn local(router_id: Ipv4Addr, asn: u32) -> Self {
         Self {
@@ -115,8 +122,6 @@ impl Path {
     /// Whether `other` is the same path (same peer, same Path Identifier),
     /// whatever its attributes.
     pub fn same_origin(&self, other: &Path) -> bool {
-        self.path_id == other.path_id
-            && self.source.kind == other.source.kind
-            && self.source.address == other.source.address
+        self.path_id == other.path_id && self.source.same_peer(&other.source)
     }
 }

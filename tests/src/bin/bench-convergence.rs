@@ -887,7 +887,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
     let loc_rib = tabby.ask_number(&format!("locrib {n}"))? as f64 / n as f64;
     println!(
         "tabby heap per route at N = {n} (requested bytes, first round): Loc-RIB alone {loc_rib:.0} B \
-         (goal ≤ 200 B); received {heap_rx:.0} B (Adj-RIB-In + Loc-RIB); \
+         (goal ≤ 200 B); received {heap_rx:.0} B (Loc-RIB holding the routes as received); \
          originated {heap_tx:.0} B (Loc-RIB + two Adj-RIBs-Out)"
     );
     Ok(())
