@@ -51,16 +51,24 @@ pub(crate) struct Shrink {
 impl Shrink {
     /// An entry just left `map`.
     pub(crate) fn after_remove<K: Eq + std::hash::Hash, V>(&mut self, map: &mut Map<K, V>) {
-        let cap = map.capacity();
-        if cap <= 1024 || map.len() >= cap / 4 {
+        if self.due(map.len(), map.capacity()) {
+            map.shrink_to(map.len() * 2);
+        }
+    }
+
+    /// An entry just left a table that now holds `len` in room for
+    /// `cap`: whether to shrink it now (the caller does).
+    pub(crate) fn due(&mut self, len: usize, cap: usize) -> bool {
+        if cap <= 1024 || len >= cap / 4 {
             self.sparse_removals = 0;
-            return;
+            return false;
         }
         self.sparse_removals += 1;
         if self.sparse_removals >= cap {
-            map.shrink_to(map.len() * 2);
             self.sparse_removals = 0;
+            return true;
         }
+        false
     }
 }
 

@@ -8,12 +8,13 @@
 //! policy and does not know peers beyond a path's [`Source`].
 
 use std::collections::hash_map::Entry;
+use std::net::IpAddr;
 
 use smallvec::SmallVec;
 
 use super::adj_rib_in::RouteKey;
 use super::decision::{Candidates, DecisionConfig, IgpCost};
-use super::hash::{Map, Shrink, shrink_if_sparse};
+use super::hash::{Map, Shrink};
 use super::path::{Path, Source};
 use super::prefix::IpPrefix;
 
@@ -42,11 +43,13 @@ pub struct BestPathChange {
 }
 
 /// A destination's paths: inline when one, the common case (a 24-octet
-/// path in the table slot costs less than a heap block per destination).
+/// path in the slot costs less than a heap block per destination).
 type Paths = SmallVec<[Path; 1]>;
 
-#[derive(Debug, Default)]
+/// One destination, in its slot; a slot whose paths are empty is free.
+#[derive(Debug)]
 struct Destination {
+    prefix: IpPrefix,
     /// All candidate paths; `paths[..selected]` is the selection, best
     /// first.
     paths: Paths,
@@ -66,9 +69,24 @@ impl Destination {
 }
 
 /// The Loc-RIB.
+///
+/// Destinations live in slots of one vector, in the order they arrived
+/// (BIRD's table takes its nodes from a slab the same way), and a hash
+/// index maps each prefix to its slot: 24 octets per prefix in the hash
+/// table instead of the whole destination, and a first table written
+/// front to back instead of into random lines of a table almost three
+/// times the size (`rib_bench`, 8 alternating runs against a hash table
+/// of destinations: first table median 41.4 -> 30.4 ms, its withdrawal
+/// 35.2 -> 25.5 ms, announced again 41.2 -> 32.5 ms). Removed
+/// destinations' slots are reused first; the vector is compacted when the
+/// index shrinks (`Shrink`'s policy), or at once after a bulk removal
+/// that leaves it mostly empty.
 #[derive(Debug, Default)]
 pub struct LocRib {
-    dests: Map<IpPrefix, Destination>,
+    index: Map<IpPrefix, u32>,
+    slots: Vec<Destination>,
+    /// Free slots, reused last-freed first.
+    free: Vec<u32>,
     shrink: Shrink,
     cfg: DecisionConfig,
 }
@@ -81,10 +99,80 @@ impl LocRib {
     /// An empty Loc-RIB selecting with `cfg`.
     pub fn new(cfg: DecisionConfig) -> Self {
         Self {
-            dests: Map::default(),
-            shrink: Shrink::default(),
             cfg,
+            ..Self::default()
         }
+    }
+
+    /// The slot of `prefix`, taken if it has none; `None` only when the
+    /// slots' numbers (32 bits) have run out.
+    fn slot_or_insert(&mut self, prefix: IpPrefix) -> Option<&mut Destination> {
+        let (slots, free) = (&mut self.slots, &mut self.free);
+        let at = match self.index.entry(prefix) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let at = match free.pop() {
+                    Some(at) => at,
+                    None => {
+                        let at = u32::try_from(slots.len()).ok()?;
+                        slots.push(Destination {
+                            prefix,
+                            paths: Paths::new(),
+                            selected: 0,
+                        });
+                        at
+                    }
+                };
+                *e.insert(at)
+            }
+        };
+        let dest = slots.get_mut(at as usize)?;
+        dest.prefix = prefix;
+        Some(dest)
+    }
+
+    /// The destination of `prefix`, if it has paths.
+    fn get(&self, prefix: &IpPrefix) -> Option<&Destination> {
+        self.index
+            .get(prefix)
+            .and_then(|at| self.slots.get(*at as usize))
+    }
+
+    /// The destinations holding paths, in slot order.
+    fn live(&self) -> impl Iterator<Item = &Destination> {
+        self.slots.iter().filter(|d| !d.paths.is_empty())
+    }
+
+    /// Slot `at` was emptied (its prefix already left the index): free it,
+    /// and compact the slots when the index is due to shrink.
+    fn release(&mut self, at: u32) {
+        self.free.push(at);
+        if self.shrink.due(self.index.len(), self.index.capacity()) {
+            self.compact();
+        }
+    }
+
+    /// Moves the live destinations to the front of fresh slots, renumbers
+    /// the index, and gives the rest back.
+    fn compact(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        self.free = Vec::new();
+        let mut renumber = vec![u32::MAX; old.len()];
+        let mut slots = Vec::with_capacity(self.index.len());
+        for (at, dest) in old.into_iter().enumerate() {
+            if !dest.paths.is_empty()
+                && let (Some(to), Ok(n)) = (renumber.get_mut(at), u32::try_from(slots.len()))
+            {
+                *to = n;
+                slots.push(dest);
+            }
+        }
+        for at in self.index.values_mut() {
+            *at = renumber.get(*at as usize).copied().unwrap_or(u32::MAX);
+        }
+        self.index.retain(|_, at| *at != u32::MAX);
+        self.index.shrink_to(self.index.len() * 2);
+        self.slots = slots;
     }
 
     /// The decision options.
@@ -111,7 +199,10 @@ impl LocRib {
         path: Path,
         igp: &dyn IgpCost,
     ) -> (bool, Option<BestPathChange>) {
-        let dest = self.dests.entry(prefix).or_default();
+        let cfg = self.cfg;
+        let Some(dest) = self.slot_or_insert(prefix) else {
+            return (false, None);
+        };
         let old = dest.selection();
         let had = match dest
             .paths
@@ -130,7 +221,7 @@ impl LocRib {
                 false
             }
         };
-        (had, Self::reselect(prefix, dest, old, &self.cfg, igp))
+        (had, Self::reselect(dest, old, &cfg, igp))
     }
 
     /// Removes the path of `source` with `path_id` for `prefix`; returns
@@ -153,20 +244,25 @@ impl LocRib {
         path_id: u32,
         igp: &dyn IgpCost,
     ) -> (bool, Option<BestPathChange>) {
-        let Entry::Occupied(mut slot) = self.dests.entry(prefix) else {
+        let Entry::Occupied(slot) = self.index.entry(prefix) else {
             return (false, None);
         };
-        let dest = slot.get_mut();
-        let Some(at) = dest.paths.iter().position(|p| same(p, source, path_id)) else {
+        let at = *slot.get();
+        let Some(dest) = self.slots.get_mut(at as usize) else {
+            return (false, None);
+        };
+        let Some(i) = dest.paths.iter().position(|p| same(p, source, path_id)) else {
             return (false, None);
         };
         let old = dest.selection();
-        dest.paths.remove(at);
+        dest.paths.remove(i);
         dest.selected = dest.selected.min(dest.paths.len());
-        let change = Self::reselect(prefix, dest, old, &self.cfg, igp);
+        let change = Self::reselect(dest, old, &self.cfg, igp);
         if dest.paths.is_empty() {
+            // An emptied slot keeps no heap block of paths.
+            dest.paths = Paths::new();
             slot.remove();
-            self.shrink.after_remove(&mut self.dests);
+            self.release(at);
         }
         (true, change)
     }
@@ -178,13 +274,13 @@ impl LocRib {
         &'a self,
         source: &'a Source,
     ) -> impl Iterator<Item = (RouteKey, &'a Path)> + 'a {
-        self.dests.iter().flat_map(move |(prefix, d)| {
+        self.live().flat_map(move |d| {
             d.paths
                 .iter()
                 .filter(|p| p.source.same_peer(source))
                 .map(move |p| {
                     let key = RouteKey {
-                        prefix: *prefix,
+                        prefix: d.prefix,
                         path_id: p.path_id,
                     };
                     (key, p)
@@ -209,17 +305,31 @@ impl LocRib {
                     path_id: p.path_id,
                 })
         };
-        self.dests.retain(|prefix, dest| {
-            if !dest.paths.iter().any(|p| goes(*prefix, p)) {
-                return true;
+        let mut emptied = Vec::new();
+        for (at, dest) in self.slots.iter_mut().enumerate() {
+            let prefix = dest.prefix;
+            if !dest.paths.iter().any(|p| goes(prefix, p)) {
+                continue;
             }
             let old = dest.selection();
-            dest.paths.retain(|p| !goes(*prefix, p));
+            dest.paths.retain(|p| !goes(prefix, p));
             dest.selected = dest.selected.min(dest.paths.len());
-            changes.extend(Self::reselect(*prefix, dest, old, &cfg, igp));
-            !dest.paths.is_empty()
-        });
-        shrink_if_sparse(&mut self.dests);
+            changes.extend(Self::reselect(dest, old, &cfg, igp));
+            if dest.paths.is_empty() {
+                dest.paths = Paths::new();
+                emptied.extend(u32::try_from(at).ok());
+            }
+        }
+        if !emptied.is_empty() {
+            let slots = &self.slots;
+            self.index
+                .retain(|_, at| slots.get(*at as usize).is_some_and(|d| !d.paths.is_empty()));
+            self.free.extend(emptied.iter().rev());
+            let cap = self.index.capacity();
+            if cap > 1024 && self.index.len() < cap / 4 {
+                self.compact();
+            }
+        }
         changes
     }
 
@@ -227,17 +337,17 @@ impl LocRib {
     /// IGP costs changed); returns the changes.
     pub fn reselect_all(&mut self, igp: &dyn IgpCost) -> Vec<BestPathChange> {
         let cfg = self.cfg;
-        self.dests
+        self.slots
             .iter_mut()
-            .filter_map(|(prefix, dest)| {
+            .filter(|d| !d.paths.is_empty())
+            .filter_map(|dest| {
                 let old = dest.selection();
-                Self::reselect(*prefix, dest, old, &cfg, igp)
+                Self::reselect(dest, old, &cfg, igp)
             })
             .collect()
     }
 
     fn reselect(
-        prefix: IpPrefix,
         dest: &mut Destination,
         old: Paths,
         cfg: &DecisionConfig,
@@ -258,7 +368,7 @@ impl LocRib {
             (false, false) => ChangeKind::Changed,
         };
         Some(BestPathChange {
-            prefix,
+            prefix: dest.prefix,
             kind,
             best: new.iter().cloned().collect(),
         })
@@ -288,32 +398,31 @@ impl LocRib {
 
     /// The selected paths for `prefix`, best first; empty if none.
     pub fn best(&self, prefix: &IpPrefix) -> &[Path] {
-        self.dests
-            .get(prefix)
+        self.get(prefix)
             .and_then(|d| d.paths.get(..d.selected))
             .unwrap_or(&[])
     }
 
     /// Every candidate path for `prefix`, selected ones first.
     pub fn paths(&self, prefix: &IpPrefix) -> &[Path] {
-        self.dests.get(prefix).map_or(&[], |d| d.paths.as_slice())
+        self.get(prefix).map_or(&[], |d| d.paths.as_slice())
     }
 
     /// Every destination with a selection, and its selected paths.
     pub fn iter_best(&self) -> impl Iterator<Item = (IpPrefix, &[Path])> {
-        self.dests.iter().filter_map(|(p, d)| {
+        self.live().filter_map(|d| {
             d.paths
                 .get(..d.selected)
                 .filter(|s| !s.is_empty())
-                .map(|s| (*p, s))
+                .map(|s| (d.prefix, s))
         })
     }
 
     /// How many candidate paths (accepted by import policy) each peer
     /// contributes, by peer address; local routes are not counted.
-    pub fn accepted_by_peer(&self) -> std::collections::HashMap<std::net::IpAddr, usize> {
+    pub fn accepted_by_peer(&self) -> std::collections::HashMap<IpAddr, usize> {
         let mut out = std::collections::HashMap::new();
-        for d in self.dests.values() {
+        for d in self.live() {
             for p in &d.paths {
                 if p.source.kind != super::path::PeerKind::Local {
                     *out.entry(p.source.address).or_insert(0) += 1;
@@ -325,11 +434,143 @@ impl LocRib {
 
     /// Number of destinations holding any path.
     pub fn len(&self) -> usize {
-        self.dests.len()
+        self.index.len()
     }
 
     /// Whether no destination holds a path.
     pub fn is_empty(&self) -> bool {
-        self.dests.is_empty()
+        self.index.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::rib::decision::ZeroCost;
+    use crate::rib::intern::Interner;
+    use crate::rib::path::{PeerKind, RouteData};
+    use crate::wire::{NextHop, PathAttributes};
+
+    fn source(last: u8) -> Arc<Source> {
+        Arc::new(Source {
+            kind: PeerKind::Internal,
+            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)),
+            router_id: Ipv4Addr::new(10, 0, 0, last),
+            asn: 64512,
+            rr_client: false,
+        })
+    }
+
+    fn prefix(i: u32) -> IpPrefix {
+        format!("{}/26", Ipv4Addr::from(0x0a00_0000 + (i << 6)))
+            .parse()
+            .unwrap()
+    }
+
+    fn path(source: &Arc<Source>) -> Path {
+        let attrs = Interner::new().intern(PathAttributes::default());
+        Path {
+            source: Arc::clone(source),
+            data: RouteData::shared(attrs, NextHop::V4(Ipv4Addr::new(192, 0, 2, 9))),
+            path_id: 0,
+        }
+    }
+
+    /// Every prefix of `want` is found with one path, and nothing else.
+    fn holds_exactly(rib: &LocRib, want: &[u32], n: u32) {
+        assert_eq!(rib.len(), want.len());
+        assert_eq!(rib.iter_best().count(), want.len());
+        for i in 0..n {
+            let expected = usize::from(want.contains(&i));
+            assert_eq!(rib.paths(&prefix(i)).len(), expected, "prefix {i}");
+            assert_eq!(rib.best(&prefix(i)).len(), expected, "prefix {i}");
+        }
+        for (p, best) in rib.iter_best() {
+            assert_eq!(best.len(), 1);
+            assert!(rib.get(&p).is_some_and(|d| d.prefix == p));
+        }
+    }
+
+    #[test]
+    fn an_emptied_table_refills_the_same_slots() {
+        let (mut rib, a) = (LocRib::default(), source(2));
+        for i in 0..2000 {
+            rib.upsert(prefix(i), path(&a), &ZeroCost);
+        }
+        for i in 0..2000 {
+            assert!(rib.remove(prefix(i), &a, 0, &ZeroCost).is_some());
+        }
+        assert!(rib.is_empty());
+        assert_eq!(rib.slots.len(), 2000, "kept for the refill");
+        for i in 0..2000 {
+            rib.upsert(prefix(i), path(&a), &ZeroCost);
+        }
+        assert_eq!(rib.slots.len(), 2000, "no slot added");
+        assert!(rib.free.is_empty());
+        holds_exactly(&rib, &(0..2000).collect::<Vec<_>>(), 2000);
+    }
+
+    #[test]
+    fn removals_one_by_one_compact_the_slots_and_keep_the_rest() {
+        let (mut rib, a) = (LocRib::default(), source(2));
+        let n = 20_000;
+        for i in 0..n {
+            rib.upsert(prefix(i), path(&a), &ZeroCost);
+        }
+        // Remove all but every hundredth, then churn the survivors' room
+        // until the policy compacts.
+        for i in (0..n).filter(|i| i % 100 != 0) {
+            rib.remove(prefix(i), &a, 0, &ZeroCost);
+        }
+        for _ in 0..4 {
+            for i in 0..n {
+                if i % 100 != 50 {
+                    continue;
+                }
+                rib.upsert(prefix(i), path(&a), &ZeroCost);
+                rib.remove(prefix(i), &a, 0, &ZeroCost);
+            }
+            for i in 0..40_000 {
+                rib.upsert(prefix(n + i), path(&a), &ZeroCost);
+                rib.remove(prefix(n + i), &a, 0, &ZeroCost);
+            }
+        }
+        let kept: Vec<u32> = (0..n).filter(|i| i % 100 == 0).collect();
+        assert!(
+            rib.slots.len() < 1000,
+            "compacted: {} slots",
+            rib.slots.len()
+        );
+        holds_exactly(&rib, &kept, n);
+    }
+
+    #[test]
+    fn a_peer_removed_in_bulk_leaves_the_others_findable() {
+        let (mut rib, a, b) = (LocRib::default(), source(2), source(3));
+        let n = 10_000;
+        for i in 0..n {
+            rib.upsert(prefix(i), path(&a), &ZeroCost);
+            if i % 50 == 0 {
+                rib.upsert(prefix(i), path(&b), &ZeroCost);
+            }
+        }
+        assert_eq!(rib.paths_of(&a).count(), n as usize);
+        let changes = rib.remove_of(&a, |_| true, &ZeroCost);
+        assert_eq!(changes.len(), n as usize);
+        let removed = changes.iter().filter(|c| c.kind == ChangeKind::Removed);
+        assert_eq!(removed.count(), (n - n / 50) as usize);
+        let kept: Vec<u32> = (0..n).filter(|i| i % 50 == 0).collect();
+        assert!(rib.slots.len() <= kept.len(), "compacted");
+        holds_exactly(&rib, &kept, n);
+        assert_eq!(rib.paths_of(&b).count(), kept.len());
+        // New destinations after the compaction land in fresh slots.
+        rib.upsert(prefix(n + 1), path(&a), &ZeroCost);
+        assert_eq!(rib.best(&prefix(n + 1)).len(), 1);
+        assert_eq!(rib.len(), kept.len() + 1);
     }
 }

@@ -561,6 +561,15 @@ impl Samples {
 
     /// Every sample of `name` in round order, as `0.123 0.131 …` (s).
     fn each(&self, name: &str) -> String {
+        self.each_of(name, |t| Some(t.at))
+    }
+
+    /// When the first route arrived, each round, in seconds.
+    fn each_first(&self, name: &str) -> String {
+        self.each_of(name, |t| t.first)
+    }
+
+    fn each_of(&self, name: &str, f: impl Fn(&Timed) -> Option<Duration>) -> String {
         let v = self
             .0
             .iter()
@@ -568,7 +577,7 @@ impl Samples {
             .map(|(_, v)| v.as_slice());
         v.unwrap_or_default()
             .iter()
-            .map(|t| format!("{:.3}", t.at.as_secs_f64()))
+            .map(|t| f(t).map_or("?".into(), |d| format!("{:.3}", d.as_secs_f64())))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -823,6 +832,12 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
             s.each("rx tabby"),
             s.each("rx bird"),
             s.each("rx frr")
+        );
+        println!(
+            "  first route, each round (s): tabby {}; BIRD {}; FRR {}",
+            s.each_first("rx tabby"),
+            s.each_first("rx bird"),
+            s.each_first("rx frr")
         );
     }
     // The origin works alone for a while after `enable`; from each
