@@ -66,7 +66,12 @@ fn first_table_repeated(n: u32, ctx: &Context) -> (f64, f64, f64) {
     const REPEATS: usize = 15;
     let peer: IpAddr = "192.0.2.2".parse().unwrap();
     let (_, announce) = updates(n, &[65001], Ipv4Addr::new(192, 0, 2, 2), ctx);
-    let nlri: Vec<_> = (0..n).map(nlri_of).collect();
+    // Withdrawn in another order than announced (a peer's table order
+    // need not be its announcement order), so the refill meets a table
+    // that was emptied out of order.
+    let mut order: Vec<u32> = (0..n).collect();
+    order.sort_by_key(|i| u64::from(*i).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32);
+    let nlri: Vec<_> = order.into_iter().map(nlri_of).collect();
     let mut bytes = Vec::new();
     withdraw_ipv4(&nlri, ctx, &mut bytes).unwrap();
     let withdraw = decode_all(&bytes, ctx);

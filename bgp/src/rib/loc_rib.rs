@@ -146,9 +146,15 @@ impl LocRib {
     /// Slot `at` was emptied (its prefix already left the index): free it,
     /// and compact the slots when the index is due to shrink.
     fn release(&mut self, at: u32) {
-        self.free.push(at);
         if self.shrink.due(self.index.len(), self.index.capacity()) {
             self.compact();
+        } else if self.index.is_empty() {
+            // Emptied: the next table fills its slots front to back
+            // again, whatever order this one left in.
+            self.slots.clear();
+            self.free.clear();
+        } else {
+            self.free.push(at);
         }
     }
 
@@ -321,6 +327,13 @@ impl LocRib {
             }
         }
         if !emptied.is_empty() {
+            if emptied.len() == self.index.len() {
+                // All gone (a session down): the memory goes too.
+                self.index = Map::default();
+                self.slots = Vec::new();
+                self.free = Vec::new();
+                return changes;
+            }
             let slots = &self.slots;
             self.index
                 .retain(|_, at| slots.get(*at as usize).is_some_and(|d| !d.paths.is_empty()));
@@ -506,8 +519,17 @@ mod tests {
             assert!(rib.remove(prefix(i), &a, 0, &ZeroCost).is_some());
         }
         assert!(rib.is_empty());
-        assert_eq!(rib.slots.len(), 2000, "kept for the refill");
-        for i in 0..2000 {
+        assert!(rib.slots.is_empty(), "emptied: filled from the front again");
+        assert!(rib.slots.capacity() >= 2000, "room kept for the refill");
+        // Half of it again, out of order: then removed in another order,
+        // its slots are reused.
+        for i in (0..2000).rev() {
+            rib.upsert(prefix(i), path(&a), &ZeroCost);
+        }
+        for i in (0..2000).filter(|i| i % 2 == 0) {
+            rib.remove(prefix(i), &a, 0, &ZeroCost);
+        }
+        for i in (0..2000).filter(|i| i % 2 == 0) {
             rib.upsert(prefix(i), path(&a), &ZeroCost);
         }
         assert_eq!(rib.slots.len(), 2000, "no slot added");
