@@ -34,7 +34,9 @@
 //! Whatever changes, the Adj-RIBs-Out are flushed to the peers after a
 //! short coalescing delay ([`RouterConfig::coalesce`]): the first change
 //! arms it, later ones ride along, so a burst becomes few UPDATEs and the
-//! first route is late by at most that delay.
+//! first route is late by at most that delay. A batch handed over whole
+//! ([`RouterHandle::originate_many`], [`RouterHandle::withdraw_many`]) is
+//! flushed at once: it has nothing to coalesce with.
 //!
 //! The router only manages peers added through it. If it falls behind
 //! the speaker's event stream, UPDATEs are lost and cannot be recovered:
@@ -237,8 +239,8 @@ impl RouterHandle {
 
     /// Originate every prefix of `prefixes` with the same `attrs` and
     /// `next_hop`, as one change: one best-path event, and the UPDATEs
-    /// packed together at the next flush (an agent announcing its blocks
-    /// at start-up).
+    /// packed together and sent at once (the batch is whole: there is
+    /// nothing to wait for; an agent announcing its blocks at start-up).
     pub async fn originate_many(
         &self,
         prefixes: Vec<IpPrefix>,
@@ -249,7 +251,8 @@ impl RouterHandle {
             .await
     }
 
-    /// Withdraw our routes for all of `prefixes`, as one change.
+    /// Withdraw our routes for all of `prefixes`, as one change, sent at
+    /// once.
     pub async fn withdraw_many(&self, prefixes: Vec<IpPrefix>) -> Result<(), RouterError> {
         self.ask(|tx| RouterCommand::WithdrawMany(prefixes, tx))
             .await

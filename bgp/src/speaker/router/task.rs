@@ -201,14 +201,18 @@ impl RouterTask {
                 self.publish(changes);
                 let _ = reply.send(());
             }
+            // A batch handed over whole goes out at once: waiting for the
+            // coalescing delay would only make it late.
             RouterCommand::OriginateMany(prefixes, attrs, next_hop, reply) => {
                 let changes = self.rib.originate_many(&prefixes, *attrs, next_hop);
                 self.publish(changes);
+                self.flush().await;
                 let _ = reply.send(());
             }
             RouterCommand::WithdrawMany(prefixes, reply) => {
                 let changes = self.rib.withdraw_many(&prefixes);
                 self.publish(changes);
+                self.flush().await;
                 let _ = reply.send(());
             }
             RouterCommand::LocRib(reply) => {
