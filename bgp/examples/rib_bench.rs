@@ -59,8 +59,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The first table and its withdrawal alone, into `REPEATS` fresh RIBs of
-/// one iBGP peer (as bench-convergence's receiver): medians in seconds.
+/// The first table and its withdrawal alone, into `REPEATS` fresh RIBs
+/// with three established iBGP peers, the table from the first (as
+/// bench-convergence's receiver, which peers with the origin and the two
+/// other receivers): medians in seconds.
 /// One pass swings ±25 % on a VM; a median of many moves much less.
 fn first_table_repeated(n: u32, ctx: &Context) -> (f64, f64, f64) {
     const REPEATS: usize = 15;
@@ -78,9 +80,19 @@ fn first_table_repeated(n: u32, ctx: &Context) -> (f64, f64, f64) {
     let (mut first, mut gone, mut again) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..REPEATS {
         let mut rib = Rib::new(local());
-        rib.set_peer(PeerConfig::new(peer, 64512));
         let v4 = Families::of(&[Family::Ipv4Unicast]);
-        rib.peer_up(peer, Ipv4Addr::new(10, 0, 0, 2), v4).unwrap();
+        for (i, p) in [
+            peer,
+            "192.0.2.3".parse().unwrap(),
+            "192.0.2.4".parse().unwrap(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            rib.set_peer(PeerConfig::new(p, 64512));
+            let id = Ipv4Addr::new(10, 0, 0, 2 + u8::try_from(i).unwrap());
+            rib.peer_up(p, id, v4).unwrap();
+        }
         let t0 = Instant::now();
         let added: usize = announce
             .iter()

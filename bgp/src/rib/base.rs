@@ -564,10 +564,22 @@ impl Rib {
             return;
         }
         for peer in self.peers.values_mut().filter(|p| p.up) {
+            // iBGP split horizon without route reflection (RFC 4456 §8):
+            // an iBGP-learned best path never goes to an internal peer,
+            // known before export rules are asked, for each route of a
+            // table.
+            let split = self.local.cluster_id.is_none() && !peer.cfg.is_external(&self.local);
             peer.adj_out.expect(changes.len());
             for c in changes {
-                let advert =
-                    Self::advert_for(&self.local, &mut self.interner, peer, &c.prefix, &c.best);
+                let internal = c
+                    .best
+                    .first()
+                    .is_some_and(|p| p.source.kind == PeerKind::Internal);
+                let advert = if split && internal {
+                    None
+                } else {
+                    Self::advert_for(&self.local, &mut self.interner, peer, &c.prefix, &c.best)
+                };
                 peer.adj_out.offer(c.prefix, advert);
             }
             peer.adj_out.expect(0);
