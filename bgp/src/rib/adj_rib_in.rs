@@ -27,7 +27,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::wire::{Families, Family, MpReach, MpUnreach, NextHop, Nlri, PathAttributes, Update};
+use crate::wire::{
+    Families, Family, Ipv4Prefix, Ipv6Prefix, MpReach, MpUnreach, NextHop, Nlri, PathAttributes,
+    Update,
+};
 
 use super::RibError;
 use super::decision::IgpCost;
@@ -83,14 +86,14 @@ pub(super) struct Received<'u> {
     mp: Option<Arc<RouteData>>,
 }
 
-fn v4(n: &Nlri<crate::wire::Ipv4Prefix>) -> RouteKey {
+fn v4(n: &Nlri<Ipv4Prefix>) -> RouteKey {
     RouteKey {
         prefix: IpPrefix::V4(n.prefix),
         path_id: n.path_id.unwrap_or(0),
     }
 }
 
-fn v6(n: &Nlri<crate::wire::Ipv6Prefix>) -> RouteKey {
+fn v6(n: &Nlri<Ipv6Prefix>) -> RouteKey {
     RouteKey {
         prefix: IpPrefix::V6(n.prefix),
         path_id: n.path_id.unwrap_or(0),
@@ -139,33 +142,33 @@ impl<'u> Received<'u> {
 
     /// How many routes it withdraws and announces.
     pub(super) fn len(&self) -> usize {
-        let a = &self.update.attributes;
-        let unreach = match &a.mp_unreach {
-            Some(MpUnreach::Ipv4Unicast(n)) => n.len(),
-            Some(MpUnreach::Ipv6Unicast(n)) => n.len(),
-            Some(MpUnreach::Other { .. }) | None => 0,
-        };
-        let reach = match &a.mp_reach {
-            Some(MpReach::Ipv4Unicast { nlri, .. }) => nlri.len(),
-            Some(MpReach::Ipv6Unicast { nlri, .. }) => nlri.len(),
-            Some(MpReach::Other { .. }) | None => 0,
-        };
-        let nlri = if self.nlri.is_some() {
-            self.update.nlri.len()
-        } else {
-            0
-        };
-        self.update.withdrawn.len() + unreach + nlri + reach
+        let (u4, u6) = self.mp_unreach();
+        let (r4, r6) = self.mp_reach();
+        let nlri = self.nlri.as_ref().map_or(0, |_| self.update.nlri.len());
+        self.update.withdrawn.len() + u4.len() + u6.len() + nlri + r4.len() + r6.len()
+    }
+
+    /// The MP_UNREACH_NLRI prefixes, by family.
+    fn mp_unreach(&self) -> (&'u [Nlri<Ipv4Prefix>], &'u [Nlri<Ipv6Prefix>]) {
+        match &self.update.attributes.mp_unreach {
+            Some(MpUnreach::Ipv4Unicast(n)) => (n, &[]),
+            Some(MpUnreach::Ipv6Unicast(n)) => (&[], n),
+            Some(MpUnreach::Other { .. }) | None => (&[], &[]),
+        }
+    }
+
+    /// The MP_REACH_NLRI prefixes, by family.
+    fn mp_reach(&self) -> (&'u [Nlri<Ipv4Prefix>], &'u [Nlri<Ipv6Prefix>]) {
+        match &self.update.attributes.mp_reach {
+            Some(MpReach::Ipv4Unicast { nlri, .. }) => (nlri, &[]),
+            Some(MpReach::Ipv6Unicast { nlri, .. }) => (&[], nlri),
+            Some(MpReach::Other { .. }) | None => (&[], &[]),
+        }
     }
 
     /// The routes withdrawn (Withdrawn Routes, then MP_UNREACH_NLRI).
     pub(super) fn withdrawn(&self) -> impl Iterator<Item = RouteKey> + '_ {
-        let a = &self.update.attributes;
-        let (mp4, mp6) = match &a.mp_unreach {
-            Some(MpUnreach::Ipv4Unicast(n)) => (n.as_slice(), &[][..]),
-            Some(MpUnreach::Ipv6Unicast(n)) => (&[][..], n.as_slice()),
-            Some(MpUnreach::Other { .. }) | None => (&[][..], &[][..]),
-        };
+        let (mp4, mp6) = self.mp_unreach();
         let v4s = self.update.withdrawn.iter().chain(mp4).map(v4);
         v4s.chain(mp6.iter().map(v6))
     }
@@ -173,11 +176,7 @@ impl<'u> Received<'u> {
     /// The routes announced, each with its attributes and next hop (NLRI,
     /// then MP_REACH_NLRI).
     pub(super) fn announced(&self) -> impl Iterator<Item = (RouteKey, &Arc<RouteData>)> + '_ {
-        let (mp4, mp6) = match &self.update.attributes.mp_reach {
-            Some(MpReach::Ipv4Unicast { nlri, .. }) => (nlri.as_slice(), &[][..]),
-            Some(MpReach::Ipv6Unicast { nlri, .. }) => (&[][..], nlri.as_slice()),
-            Some(MpReach::Other { .. }) | None => (&[][..], &[][..]),
-        };
+        let (mp4, mp6) = self.mp_reach();
         let nlri = self
             .nlri
             .iter()
@@ -337,30 +336,36 @@ impl AdjRibIn {
     /// Every route of the peer as received: its Loc-RIB paths that import
     /// left unchanged, and the filtered ones.
     pub(super) fn routes(&self, loc_rib: &LocRib, source: &Source) -> Vec<(RouteKey, Route)> {
-        let mut out: Vec<(RouteKey, Route)> = loc_rib
-            .paths_of(source)
-            .filter(|(k, _)| self.filtered.is_empty() || !self.filtered.contains_key(k))
-            .map(|(k, p)| {
+        self.walk(loc_rib, source)
+            .map(|(k, data)| {
                 let route = Route {
-                    data: Arc::clone(&p.data),
+                    data: Arc::clone(data),
                 };
                 (k, route)
             })
-            .collect();
-        out.extend(self.filtered.iter().map(|(k, r)| (*k, r.clone())));
-        out
+            .collect()
     }
 
     /// The keys of every route of the peer of the families in `pick`.
     fn keys(&self, loc_rib: &LocRib, source: &Source, pick: Families) -> Vec<RouteKey> {
-        let of = |k: &RouteKey| pick.contains(k.prefix.family());
-        let mut out: Vec<RouteKey> = loc_rib
-            .paths_of(source)
+        self.walk(loc_rib, source)
             .map(|(k, _)| k)
-            .filter(|k| of(k) && (self.filtered.is_empty() || !self.filtered.contains_key(k)))
-            .collect();
-        out.extend(self.filtered.keys().filter(|k| of(k)).copied());
-        out
+            .filter(|k| pick.contains(k.prefix.family()))
+            .collect()
+    }
+
+    /// Each route of the peer as received, once: its Loc-RIB paths that
+    /// are not filtered here, then the filtered ones.
+    fn walk<'a>(
+        &'a self,
+        loc_rib: &'a LocRib,
+        source: &'a Source,
+    ) -> impl Iterator<Item = (RouteKey, &'a Arc<RouteData>)> + 'a {
+        let as_received = loc_rib
+            .paths_of(source)
+            .filter(|(k, _)| self.filtered.is_empty() || !self.filtered.contains_key(k))
+            .map(|(k, p)| (k, &p.data));
+        as_received.chain(self.filtered.iter().map(|(k, r)| (*k, &r.data)))
     }
 
     /// Number of routes as received.

@@ -36,7 +36,7 @@ use super::adj_rib_in::{AdjRibIn, Imported, Received, Route, RouteKey, Target};
 use super::adj_rib_out::{AdjRibOut, Advert};
 use super::decision::{IgpCost, ZeroCost};
 use super::export::{LocalConfig, PeerConfig};
-use super::export::{export, import};
+use super::export::{export, ibgp_split_horizon, import};
 use super::generate::{Outbound, build};
 use super::intern::{AttrSet, Interner};
 use super::loc_rib::{BestPathChange, LocRib};
@@ -564,11 +564,8 @@ impl Rib {
             return;
         }
         for peer in self.peers.values_mut().filter(|p| p.up) {
-            // iBGP split horizon without route reflection (RFC 4456 §8):
-            // an iBGP-learned best path never goes to an internal peer,
-            // known before export rules are asked, for each route of a
-            // table.
-            let split = self.local.cluster_id.is_none() && !peer.cfg.is_external(&self.local);
+            // Known once per peer, not asked of export() for each route.
+            let split = ibgp_split_horizon(&self.local, &peer.cfg);
             peer.adj_out.expect(changes.len());
             for c in changes {
                 let internal = c

@@ -189,6 +189,14 @@ fn prepend(path: Option<&AsPath>, asn: u32) -> AsPath {
     path
 }
 
+/// Whether no iBGP-learned path can ever go to `target`: an internal
+/// peer of a speaker that does not reflect routes (RFC 4456 §8, iBGP
+/// split horizon). [`export`] answers `None` for every such path; this
+/// says so once per peer, before a table's routes are offered.
+pub fn ibgp_split_horizon(local: &LocalConfig, target: &PeerConfig) -> bool {
+    local.cluster_id.is_none() && !target.is_external(local)
+}
+
 /// The best path `path` for `prefix` as sent to `target`: `None` if it is
 /// not sent, else its attributes and next hop.
 pub fn export<'a>(
