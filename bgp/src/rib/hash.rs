@@ -108,6 +108,12 @@ impl WordHasher {
     fn add(&mut self, word: u64) {
         self.hash = self.hash.wrapping_add(word).wrapping_mul(K);
     }
+
+    /// A 32-bit hash: the high half of the product, its best bits.
+    #[inline]
+    pub(crate) fn high_half(&self) -> u32 {
+        (self.hash >> 32) as u32
+    }
 }
 
 impl Hasher for WordHasher {

@@ -7,16 +7,16 @@
 //! follows and the input of every peer's Adj-RIB-Out. It does not apply
 //! policy and does not know peers beyond a path's [`Source`].
 
-use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 use smallvec::SmallVec;
 
 use super::adj_rib_in::RouteKey;
 use super::decision::{Candidates, DecisionConfig, IgpCost};
-use super::hash::{Map, Shrink};
+use super::hash::Shrink;
 use super::path::{Path, Source};
 use super::prefix::IpPrefix;
+use super::slot_index::SlotIndex;
 
 /// How a destination's selection changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,9 +72,10 @@ impl Destination {
 ///
 /// Destinations live in slots of one vector, in the order they arrived
 /// (BIRD's table takes its nodes from a slab the same way), and a hash
-/// index maps each prefix to its slot: 24 octets per prefix in the hash
-/// table instead of the whole destination, and a first table written
-/// front to back instead of into random lines of a table almost three
+/// index maps each prefix to its slot: 8 octets per prefix in the hash
+/// table ([`SlotIndex`]: the slot number and a hash, the prefix read
+/// from the slot) instead of the whole destination, and a first table
+/// written front to back instead of into random lines of a table many
 /// times the size (`rib_bench`, 8 alternating runs against a hash table
 /// of destinations: first table median 41.4 -> 30.4 ms, its withdrawal
 /// 35.2 -> 25.5 ms, announced again 41.2 -> 32.5 ms). Removed
@@ -83,12 +84,17 @@ impl Destination {
 /// that leaves it mostly empty.
 #[derive(Debug, Default)]
 pub struct LocRib {
-    index: Map<IpPrefix, u32>,
+    index: SlotIndex,
     slots: Vec<Destination>,
     /// Free slots, reused last-freed first.
     free: Vec<u32>,
     shrink: Shrink,
     cfg: DecisionConfig,
+}
+
+/// Which prefix a slot holds, for the index.
+fn prefix_in(slots: &[Destination]) -> impl Fn(u32) -> Option<IpPrefix> + '_ {
+    |at| slots.get(at as usize).map(|d| d.prefix)
 }
 
 fn same(path: &Path, source: &Source, path_id: u32) -> bool {
@@ -107,26 +113,22 @@ impl LocRib {
     /// The slot of `prefix`, taken if it has none; `None` only when the
     /// slots' numbers (32 bits) have run out.
     fn slot_or_insert(&mut self, prefix: IpPrefix) -> Option<&mut Destination> {
-        let (slots, free) = (&mut self.slots, &mut self.free);
-        let at = match self.index.entry(prefix) {
-            Entry::Occupied(e) => *e.get(),
-            Entry::Vacant(e) => {
-                let at = match free.pop() {
-                    Some(at) => at,
-                    None => {
-                        let at = u32::try_from(slots.len()).ok()?;
-                        slots.push(Destination {
-                            prefix,
-                            paths: Paths::new(),
-                            selected: 0,
-                        });
-                        at
-                    }
-                };
-                *e.insert(at)
-            }
-        };
-        let dest = slots.get_mut(at as usize)?;
+        let (slots, free) = (&self.slots, &mut self.free);
+        let mut pushed = false;
+        let at = self.index.get_or_insert(&prefix, prefix_in(slots), || {
+            free.pop().or_else(|| {
+                pushed = true;
+                u32::try_from(slots.len()).ok()
+            })
+        })?;
+        if pushed {
+            self.slots.push(Destination {
+                prefix,
+                paths: Paths::new(),
+                selected: 0,
+            });
+        }
+        let dest = self.slots.get_mut(at as usize)?;
         dest.prefix = prefix;
         Some(dest)
     }
@@ -134,8 +136,8 @@ impl LocRib {
     /// The destination of `prefix`, if it has paths.
     fn get(&self, prefix: &IpPrefix) -> Option<&Destination> {
         self.index
-            .get(prefix)
-            .and_then(|at| self.slots.get(*at as usize))
+            .get(prefix, prefix_in(&self.slots))
+            .and_then(|at| self.slots.get(at as usize))
     }
 
     /// The destinations holding paths, in slot order.
@@ -173,10 +175,10 @@ impl LocRib {
                 slots.push(dest);
             }
         }
-        for at in self.index.values_mut() {
+        self.index.retain(|at| {
             *at = renumber.get(*at as usize).copied().unwrap_or(u32::MAX);
-        }
-        self.index.retain(|_, at| *at != u32::MAX);
+            *at != u32::MAX
+        });
         self.index.shrink_to(self.index.len() * 2);
         self.slots = slots;
     }
@@ -250,10 +252,10 @@ impl LocRib {
         path_id: u32,
         igp: &dyn IgpCost,
     ) -> (bool, Option<BestPathChange>) {
-        let Entry::Occupied(slot) = self.index.entry(prefix) else {
+        let Some(found) = self.index.find(&prefix, prefix_in(&self.slots)) else {
             return (false, None);
         };
-        let at = *slot.get();
+        let at = found.at();
         let Some(dest) = self.slots.get_mut(at as usize) else {
             return (false, None);
         };
@@ -267,7 +269,7 @@ impl LocRib {
         if dest.paths.is_empty() {
             // An emptied slot keeps no heap block of paths.
             dest.paths = Paths::new();
-            slot.remove();
+            found.remove();
             self.release(at);
         }
         (true, change)
@@ -329,14 +331,14 @@ impl LocRib {
         if !emptied.is_empty() {
             if emptied.len() == self.index.len() {
                 // All gone (a session down): the memory goes too.
-                self.index = Map::default();
+                self.index = SlotIndex::default();
                 self.slots = Vec::new();
                 self.free = Vec::new();
                 return changes;
             }
             let slots = &self.slots;
             self.index
-                .retain(|_, at| slots.get(*at as usize).is_some_and(|d| !d.paths.is_empty()));
+                .retain(|at| slots.get(*at as usize).is_some_and(|d| !d.paths.is_empty()));
             self.free.extend(emptied.iter().rev());
             let cap = self.index.capacity();
             if cap > 1024 && self.index.len() < cap / 4 {

@@ -43,6 +43,7 @@ pub mod max_prefix;
 pub mod path;
 pub mod policy;
 pub mod prefix;
+mod slot_index;
 
 pub use adj_rib_in::{AdjRibIn, Route, RouteKey};
 pub use adj_rib_out::{AdjRibOut, Advert};
