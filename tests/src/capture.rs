@@ -32,11 +32,24 @@ impl Capture {
     /// Capture on `iface` in `ns` with the capture filter `filter`
     /// (e.g. `tcp port 179`). Returns once tshark is capturing.
     pub fn start(ns: &Netns, iface: &str, filter: &str) -> Result<Capture> {
+        Self::start_with(ns, iface, filter, None)
+    }
+
+    /// [`Capture::start`], keeping only the first `snaplen` octets of
+    /// each packet (headers, for timing, without the payloads' bulk).
+    pub fn start_headers(ns: &Netns, iface: &str, filter: &str, snaplen: u32) -> Result<Capture> {
+        Self::start_with(ns, iface, filter, Some(snaplen))
+    }
+
+    fn start_with(ns: &Netns, iface: &str, filter: &str, snaplen: Option<u32>) -> Result<Capture> {
         let dir = tempfile::Builder::new().prefix("tabby-pcap-").tempdir()?;
         let pcap = dir.path().join("capture.pcapng");
         let log = std::fs::File::create(dir.path().join("tshark.log"))?;
-        let child = ns
-            .command("tshark")
+        let mut cmd = ns.command("tshark");
+        if let Some(n) = snaplen {
+            cmd.args(["-s", &n.to_string()]);
+        }
+        let child = cmd
             .args(["-q", "-i", iface, "-f", filter, "-w"])
             .arg(&pcap)
             .stdin(Stdio::null())

@@ -17,7 +17,11 @@
 //! clock runs from `birdc enable` to the receiver holding all N (tabby:
 //! the router's Loc-RIB, counted from its best-path changes; BIRD: the
 //! `imported` counter of `show protocols all`; FRR: `pfxRcd` of `show bgp
-//! ipv4 unicast summary json`), then from `birdc disable` to none.
+//! ipv4 unicast summary json`), then from `birdc disable` to none. A
+//! tshark capture on the origin's port (headers only) also gives when
+//! the origin's first UPDATE of each step left for its receiver: from
+//! there to all N is the receiver's own time, free of the origin's
+//! start-up, which swings by 0.1 s from round to round.
 //! SEND: the origin sends N to both receivers at once, and then tabby
 //! originates the same N (one `originate_many`) to both; the clock runs
 //! until each receiver holds all N. Daemons are polled back to back; a
@@ -33,7 +37,7 @@
 //! with the table full minus before, divided by N).
 //!
 //! Usage: `bench-convergence [--short] [--n N] [--rounds R]`
-//! (`--short`: N = 10k, one round; default N = 100k, median of 5).
+//! (`--short`: N = 10k, one round; default N = 100k, median of 11).
 //! Everything is removed at the end, on error, and on Ctrl-C.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -50,6 +54,7 @@ use bgp::speaker::SpeakerConfig;
 use bgp::speaker::router::RouterEvent;
 use bgp::wire::{AsPath, NextHop, Origin, PathAttributes};
 use harness::bgp_lab::{self, Nodes, TABBY, bird_imported, frr_received};
+use harness::capture::Capture;
 use harness::speaker::SpeakerInNs;
 use harness::{Bird, Frr};
 
@@ -445,6 +450,58 @@ impl Probe<'_> {
     }
 }
 
+/// A receive step's start, to find the origin's first UPDATE of it in
+/// the capture: the `k`th sample of `name`, which began at `t0` (ns since
+/// the epoch) and went to `to`.
+struct WireMark {
+    name: &'static str,
+    k: usize,
+    t0: u128,
+    to: Ipv4Addr,
+}
+
+/// Stops the capture and finds, for each mark, the first segment after
+/// its start that went to its receiver, as the time since the mark's t0
+/// (`None`: not seen). The pcap is removed.
+fn wire_times(capture: Capture, marks: &[WireMark]) -> Result<Vec<Option<Duration>>> {
+    let pcap = capture.stop()?;
+    let fields = harness::run(
+        "tshark",
+        &[
+            "-r",
+            &pcap.to_string_lossy(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "ip.dst",
+        ],
+    );
+    let _ = std::fs::remove_file(&pcap);
+    let mut sent: Vec<(u128, Ipv4Addr)> = Vec::new();
+    for line in fields?.lines() {
+        let mut f = line.split('\t');
+        let (Some(at), Some(dst)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let (secs, frac) = at.trim().split_once('.').unwrap_or((at.trim(), "0"));
+        let frac = format!("{frac:0<9}");
+        let ns =
+            secs.parse::<u128>()? * 1_000_000_000 + frac.get(..9).unwrap_or("0").parse::<u128>()?;
+        sent.push((ns, dst.trim().parse()?));
+    }
+    sent.sort();
+    Ok(marks
+        .iter()
+        .map(|m| {
+            let first = sent.iter().find(|(at, to)| *at >= m.t0 && *to == m.to)?;
+            let after = u64::try_from(first.0 - m.t0).ok()?;
+            Some(Duration::from_nanos(after))
+        })
+        .collect())
+}
+
 /// A time and its uncertainty (half the interval it lies in).
 #[derive(Debug, Clone, Copy, Default)]
 struct Timed {
@@ -452,6 +509,9 @@ struct Timed {
     half: Duration,
     /// When the count first moved (the first route arrived), if seen.
     first: Option<Duration>,
+    /// When the origin's first UPDATE to the receiver was on the wire
+    /// (the capture on the origin's port), if seen.
+    wire: Option<Duration>,
 }
 
 impl From<Duration> for Timed {
@@ -461,6 +521,7 @@ impl From<Duration> for Timed {
             at,
             half: Duration::ZERO,
             first: None,
+            wire: None,
         }
     }
 }
@@ -491,6 +552,7 @@ fn poll(probes: &[Probe<'_>], target: usize, t0: Instant) -> Result<Vec<Timed>> 
                     at: last_short + half - t0,
                     half,
                     first: first.or(Some(last_short + half - t0)),
+                    wire: None,
                 });
             }
             last_short = now;
@@ -551,12 +613,33 @@ impl Samples {
         v.get(v.len() / 2).copied().unwrap_or_default()
     }
 
-    /// The median time from the first route to all of them.
-    fn median_after_first(&self, name: &str) -> Option<Duration> {
+    /// The median time from the origin's first UPDATE on the wire to
+    /// all N: the receiver's own time.
+    fn median_after_wire(&self, name: &str) -> Option<Duration> {
         let v = self.0.iter().find(|(n, _)| n == name)?;
-        let mut d: Vec<Duration> = v.1.iter().filter_map(|t| Some(t.at - t.first?)).collect();
+        let mut d: Vec<Duration> =
+            v.1.iter()
+                .filter_map(|t| t.at.checked_sub(t.wire?))
+                .collect();
         d.sort();
         d.get(d.len() / 2).copied()
+    }
+
+    /// Sets the wire time of the `k`th sample of `name`.
+    fn set_wire(&mut self, name: &str, k: usize, wire: Duration) {
+        if let Some(t) = self
+            .0
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.get_mut(k))
+        {
+            t.wire = Some(wire);
+        }
+    }
+
+    /// When the first UPDATE was on the wire, each round, in seconds.
+    fn each_wire(&self, name: &str) -> String {
+        self.each_of(name, |t| t.wire)
     }
 
     /// Every sample of `name` in round order, as `0.123 0.131 …` (s).
@@ -643,10 +726,13 @@ fn bench(args: &[String]) -> Result<()> {
             .and_then(|v| v.parse::<usize>().ok())
     };
     let n = flag("--n").unwrap_or(if short { 10_000 } else { 100_000 });
-    // Five rounds by default: the origin's start-up before the first
-    // route (0.15-0.3 s) swings more than the receivers differ, and a
-    // median of three still followed it.
-    let rounds = flag("--rounds").unwrap_or(if short { 1 } else { 5 }).max(1);
+    // Eleven rounds by default: the origin's start-up before the first
+    // route (0.08-0.3 s) swings more than the receivers differ, and
+    // medians of three, then five, still followed it (a receiver whose
+    // five rounds met the slow start-up more often lost by 30 %).
+    let rounds = flag("--rounds")
+        .unwrap_or(if short { 1 } else { 11 })
+        .max(1);
     // Every daemon state dir goes under one dir that the signal watcher
     // (remove_everything_of) knows by this process's PID.
     let dir = std::env::temp_dir().join(format!("tabby-lab-{}-conv", std::process::id()));
@@ -694,6 +780,19 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
         Ok(origin.established()? == 3 && rx_bird.established()? == 2 && rx_frr.established()? == 2)
     })?;
 
+    // The origin's segments that carry more than a KEEPALIVE, headers
+    // only: when its first UPDATE of a round left for each receiver.
+    let capture = Capture::start_headers(
+        &lab.nodes[0],
+        "eth0",
+        &format!("src host {ORIGIN} and tcp port 179 and greater 120"),
+        96,
+    )?;
+    let mut marks: Vec<WireMark> = Vec::new();
+    let mark = |marks: &mut Vec<WireMark>, name: &'static str, t0: u128, to: Ipv4Addr| {
+        let k = marks.iter().filter(|m| m.name == name).count();
+        marks.push(WireMark { name, k, t0, to });
+    };
     let birdc = |cmd: &str| origin.birdc(cmd).map(drop);
     let tabby_rx = Probe::Bird(&rx_bird, "tabby");
     let origin_rx_bird = Probe::Bird(&rx_bird, "origin");
@@ -716,6 +815,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
     for round in 0..=rounds {
         if round == 1 {
             s = Samples::default();
+            marks.clear();
         }
         // Who goes first rotates from round to round, so that no receiver
         // (or sender) always meets the origin BIRD in the same state.
@@ -730,6 +830,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     // the tabby process's clock.
                     let before = tabby.ask_number("mem")?;
                     let t0 = epoch_of(SystemTime::now());
+                    mark(&mut marks, "rx tabby", t0, TABBY);
                     birdc("enable bulk_tabby")?;
                     let (at, first) = tabby.ask_numbers(&format!("wait {n}"))?;
                     s.push(
@@ -750,11 +851,18 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     std::thread::sleep(SETTLE);
                 }
                 Rx::Bird | Rx::Frr => {
-                    let (bulk, probe, name, gone) = if step == Rx::Bird {
-                        ("bulk_bird", origin_rx_bird, "rx bird", "rx bird gone")
+                    let (bulk, probe, name, gone, to) = if step == Rx::Bird {
+                        (
+                            "bulk_bird",
+                            origin_rx_bird,
+                            "rx bird",
+                            "rx bird gone",
+                            RX_BIRD,
+                        )
                     } else {
-                        ("bulk_frr", origin_rx_frr, "rx frr", "rx frr gone")
+                        ("bulk_frr", origin_rx_frr, "rx frr", "rx frr gone", RX_FRR)
                     };
+                    mark(&mut marks, name, unix_ns(), to);
                     let t0 = Instant::now();
                     birdc(&format!("enable {bulk}"))?;
                     s.push(name, poll(&[probe], n, t0)?[0]);
@@ -810,6 +918,11 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
             eprintln!("round {round}/{rounds} done");
         }
     }
+    for (m, at) in marks.iter().zip(wire_times(capture, &marks)?) {
+        if let Some(at) = at {
+            s.set_wire(m.name, m.k, at);
+        }
+    }
 
     println!();
     println!(
@@ -842,13 +955,20 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
             s.each_first("rx bird"),
             s.each_first("rx frr")
         );
+        println!(
+            "  first UPDATE on the wire, each round (s): tabby {}; BIRD {}; FRR {}",
+            s.each_wire("rx tabby"),
+            s.each_wire("rx bird"),
+            s.each_wire("rx frr")
+        );
     }
-    // The origin works alone for a while after `enable`; from each
-    // receiver's first route on, the time is the receiver's own (BIRD and
-    // FRR at the resolution of their CLI probes).
-    // A daemon whose first probe that moved already saw all N finished
-    // within one probe: below what the probes resolve, no ratio.
-    let after = |name: &str| s.median_after_first(name).unwrap_or_default();
+    // The origin works alone for a while after `enable` (its start-up
+    // swings by 0.1 s from round to round, more than the receivers
+    // differ); from its first UPDATE to a receiver on the wire, the time
+    // is the receiver's own (BIRD and FRR at the resolution of their CLI
+    // probes, whose first answer that moved comes late from a busy daemon,
+    // so the wire, not that answer, starts the clock for all three).
+    let after = |name: &str| s.median_after_wire(name).unwrap_or_default();
     let (t, b, f) = (after("rx tabby"), after("rx bird"), after("rx frr"));
     let show = |d: Duration| {
         if d.is_zero() {
@@ -865,7 +985,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
         }
     };
     println!(
-        "  first route → all N: tabby {}, BIRD {}, FRR {} (tabby/BIRD {}, tabby/FRR {})",
+        "  first UPDATE on the wire → all N (the receiver's own time): tabby {}, BIRD {}, FRR {} (tabby/BIRD {}, tabby/FRR {})",
         show(t),
         show(b),
         show(f),
@@ -906,7 +1026,8 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
     println!(
         "tabby heap per route at N = {n} (requested bytes, first round): Loc-RIB alone {loc_rib:.0} B \
          (goal ≤ 200 B); received {heap_rx:.0} B (Loc-RIB holding the routes as received); \
-         originated {heap_tx:.0} B (Loc-RIB + two Adj-RIBs-Out)"
+         originated {heap_tx:.0} B (the two Adj-RIBs-Out; the Loc-RIB refills the room \
+         the receive phase left)"
     );
     Ok(())
 }
