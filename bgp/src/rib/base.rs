@@ -610,16 +610,18 @@ fn import_route(
     key: &RouteKey,
     data: &Arc<RouteData>,
 ) -> Imported {
-    match import(local, cfg, &key.prefix, &data.attrs, data.next_hop) {
-        None => Imported::Rejected,
+    let mut attrs = Cow::Borrowed(&*data.attrs);
+    let mut next_hop = data.next_hop;
+    if !import(local, cfg, &key.prefix, &mut attrs, &mut next_hop) {
+        return Imported::Rejected;
+    }
+    match attrs {
         // Unchanged by policy (the common case): the path points at the
         // record the route came with.
-        Some((Cow::Borrowed(_), next_hop)) if next_hop == data.next_hop => Imported::Unchanged,
-        Some((Cow::Borrowed(_), next_hop)) => {
+        Cow::Borrowed(_) if next_hop == data.next_hop => Imported::Unchanged,
+        Cow::Borrowed(_) => {
             Imported::Changed(RouteData::shared(AttrSet::clone(&data.attrs), next_hop))
         }
-        Some((Cow::Owned(a), next_hop)) => {
-            Imported::Changed(RouteData::shared(interner.intern(a), next_hop))
-        }
+        Cow::Owned(a) => Imported::Changed(RouteData::shared(interner.intern(a), next_hop)),
     }
 }

@@ -127,49 +127,49 @@ fn encodable(prefix: &IpPrefix, next_hop: &NextHop) -> bool {
     )
 }
 
-/// A route from `peer` entering the Loc-RIB: `None` if dropped, else the
-/// attributes and next hop to use.
-pub fn import<'a>(
+/// A route from `peer` entering the Loc-RIB: whether it is accepted, with
+/// `attrs` and `next_hop` made what to use. Edited in place, not returned:
+/// the attribute set is several hundred octets, and the common route that
+/// no rule changes then moves nothing (returned, each route's `Cow` was
+/// copied out: 8 % of a daemon's announce burst in `perf`).
+pub fn import(
     local: &LocalConfig,
     peer: &PeerConfig,
     prefix: &IpPrefix,
-    attrs: &'a PathAttributes,
-    next_hop: NextHop,
-) -> Option<(Cow<'a, PathAttributes>, NextHop)> {
+    attrs: &mut Cow<'_, PathAttributes>,
+    next_hop: &mut NextHop,
+) -> bool {
     let external = peer.is_external(local);
     if attrs.originator_id == Some(local.router_id) {
-        return None;
+        return false;
     }
     if local
         .cluster_id
         .is_some_and(|c| attrs.cluster_list.contains(&c))
     {
-        return None;
+        return false;
     }
-    let mut attrs = Cow::Borrowed(attrs);
-    let mut next_hop = next_hop;
     if external {
         let has_loop = attrs
             .as_path
             .as_ref()
             .is_some_and(|p| p.segments.iter().any(|s| s.asns.contains(&local.asn)));
         if has_loop {
-            return None;
+            return false;
         }
         if attrs.local_pref.is_some() {
             attrs.to_mut().local_pref = None;
         }
         // RFC 8212 §3: no policy, no routes.
-        let policy = peer.import.as_ref()?;
-        if !policy.apply(prefix, &mut attrs, &mut next_hop) {
-            return None;
-        }
-    } else if let Some(policy) = &peer.import
-        && !policy.apply(prefix, &mut attrs, &mut next_hop)
-    {
-        return None;
+        let Some(policy) = peer.import.as_ref() else {
+            return false;
+        };
+        policy.apply(prefix, attrs, next_hop)
+    } else {
+        peer.import
+            .as_ref()
+            .is_none_or(|policy| policy.apply(prefix, attrs, next_hop))
     }
-    Some((attrs, next_hop))
 }
 
 /// Prepends `asn` to the leftmost AS_SEQUENCE (a new one if the path
