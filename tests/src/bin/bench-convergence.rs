@@ -460,10 +460,9 @@ struct WireMark {
     to: Ipv4Addr,
 }
 
-/// Stops the capture and finds, for each mark, the first segment after
-/// its start that went to its receiver, as the time since the mark's t0
-/// (`None`: not seen). The pcap is removed.
-fn wire_times(capture: Capture, marks: &[WireMark]) -> Result<Vec<Option<Duration>>> {
+/// Stops the capture and returns the origin's segments in it, in time
+/// order: (ns since the epoch, destination). The pcap is removed.
+fn sent_segments(capture: Capture) -> Result<Vec<(u128, Ipv4Addr)>> {
     let pcap = capture.stop()?;
     let fields = harness::run(
         "tshark",
@@ -492,14 +491,21 @@ fn wire_times(capture: Capture, marks: &[WireMark]) -> Result<Vec<Option<Duratio
         sent.push((ns, dst.trim().parse()?));
     }
     sent.sort();
-    Ok(marks
-        .iter()
-        .map(|m| {
-            let first = sent.iter().find(|(at, to)| *at >= m.t0 && *to == m.to)?;
-            let after = u64::try_from(first.0 - m.t0).ok()?;
-            Some(Duration::from_nanos(after))
-        })
-        .collect())
+    Ok(sent)
+}
+
+impl WireMark {
+    /// The first and last of `sent` that went to this mark's receiver
+    /// between its start and `end` after it, as times since its start.
+    fn span(&self, sent: &[(u128, Ipv4Addr)], end: Duration) -> Option<(Duration, Duration)> {
+        let until = self.t0 + end.as_nanos();
+        let mine = || {
+            sent.iter()
+                .filter(|(at, to)| *to == self.to && (self.t0..=until).contains(at))
+        };
+        let since = |at: u128| Duration::from_nanos(u64::try_from(at - self.t0).unwrap_or(0));
+        Some((since(mine().next()?.0), since(mine().next_back()?.0)))
+    }
 }
 
 /// A time and its uncertainty (half the interval it lies in).
@@ -509,9 +515,9 @@ struct Timed {
     half: Duration,
     /// When the count first moved (the first route arrived), if seen.
     first: Option<Duration>,
-    /// When the origin's first UPDATE to the receiver was on the wire
-    /// (the capture on the origin's port), if seen.
-    wire: Option<Duration>,
+    /// When the origin's first and last UPDATE to the receiver were on
+    /// the wire (the capture on the origin's port), if seen.
+    wire: Option<(Duration, Duration)>,
 }
 
 impl From<Duration> for Timed {
@@ -619,27 +625,39 @@ impl Samples {
         let v = self.0.iter().find(|(n, _)| n == name)?;
         let mut d: Vec<Duration> =
             v.1.iter()
-                .filter_map(|t| t.at.checked_sub(t.wire?))
+                .filter_map(|t| t.at.checked_sub(t.wire?.0))
                 .collect();
         d.sort();
         d.get(d.len() / 2).copied()
     }
 
     /// Sets the wire time of the `k`th sample of `name`.
-    fn set_wire(&mut self, name: &str, k: usize, wire: Duration) {
+    fn set_wire(&mut self, name: &str, k: usize, sent: &[(u128, Ipv4Addr)], mark: &WireMark) {
         if let Some(t) = self
             .0
             .iter_mut()
             .find(|(n, _)| n == name)
             .and_then(|(_, v)| v.get_mut(k))
         {
-            t.wire = Some(wire);
+            t.wire = mark.span(sent, t.at + t.half);
         }
     }
 
     /// When the first UPDATE was on the wire, each round, in seconds.
     fn each_wire(&self, name: &str) -> String {
-        self.each_of(name, |t| t.wire)
+        self.each_of(name, |t| t.wire.map(|w| w.0))
+    }
+
+    /// The median time from the origin's last UPDATE on the wire to all
+    /// N: how far the receiver trailed the sender.
+    fn median_after_last(&self, name: &str) -> Option<Duration> {
+        let v = self.0.iter().find(|(n, _)| n == name)?;
+        let mut d: Vec<Duration> =
+            v.1.iter()
+                .filter_map(|t| t.at.checked_sub(t.wire?.1))
+                .collect();
+        d.sort();
+        d.get(d.len() / 2).copied()
     }
 
     /// Every sample of `name` in round order, as `0.123 0.131 …` (s).
@@ -918,10 +936,9 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
             eprintln!("round {round}/{rounds} done");
         }
     }
-    for (m, at) in marks.iter().zip(wire_times(capture, &marks)?) {
-        if let Some(at) = at {
-            s.set_wire(m.name, m.k, at);
-        }
+    let sent = sent_segments(capture)?;
+    for m in &marks {
+        s.set_wire(m.name, m.k, &sent, m);
     }
 
     println!();
@@ -991,6 +1008,19 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
         show(f),
         ratio(b),
         ratio(f)
+    );
+    // How far behind the sender each receiver finished: near zero, the
+    // origin's sending (or TCP's window onto the receiver) set the pace.
+    let trail = |name: &str| {
+        s.median_after_last(name).map_or("?".to_string(), |d| {
+            format!("{:.1} ms", d.as_secs_f64() * 1e3)
+        })
+    };
+    println!(
+        "  all N after the origin's last UPDATE on the wire: tabby {}, BIRD {}, FRR {}",
+        trail("rx tabby"),
+        trail("rx bird"),
+        trail("rx frr")
     );
     println!();
     println!(
