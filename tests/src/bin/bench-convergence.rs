@@ -619,16 +619,19 @@ impl Samples {
         v.get(v.len() / 2).copied().unwrap_or_default()
     }
 
+    /// The median over the samples of `name` of what `f` makes of each
+    /// (samples it makes nothing of left out).
+    fn median_by(&self, name: &str, f: impl Fn(&Timed) -> Option<Duration>) -> Option<Duration> {
+        let v = self.0.iter().find(|(n, _)| n == name)?;
+        let mut d: Vec<Duration> = v.1.iter().filter_map(f).collect();
+        d.sort();
+        d.get(d.len() / 2).copied()
+    }
+
     /// The median time from the origin's first UPDATE on the wire to
     /// all N: the receiver's own time.
     fn median_after_wire(&self, name: &str) -> Option<Duration> {
-        let v = self.0.iter().find(|(n, _)| n == name)?;
-        let mut d: Vec<Duration> =
-            v.1.iter()
-                .filter_map(|t| t.at.checked_sub(t.wire?.0))
-                .collect();
-        d.sort();
-        d.get(d.len() / 2).copied()
+        self.median_by(name, |t| t.at.checked_sub(t.wire?.0))
     }
 
     /// Sets the wire time of the `k`th sample of `name`.
@@ -651,13 +654,7 @@ impl Samples {
     /// The median time from the origin's last UPDATE on the wire to all
     /// N: how far the receiver trailed the sender.
     fn median_after_last(&self, name: &str) -> Option<Duration> {
-        let v = self.0.iter().find(|(n, _)| n == name)?;
-        let mut d: Vec<Duration> =
-            v.1.iter()
-                .filter_map(|t| t.at.checked_sub(t.wire?.1))
-                .collect();
-        d.sort();
-        d.get(d.len() / 2).copied()
+        self.median_by(name, |t| t.at.checked_sub(t.wire?.1))
     }
 
     /// Every sample of `name` in round order, as `0.123 0.131 …` (s).
