@@ -450,19 +450,23 @@ impl Probe<'_> {
     }
 }
 
-/// A receive step's start, to find the origin's first UPDATE of it in
-/// the capture: the `k`th sample of `name`, which began at `t0` (ns since
-/// the epoch) and went to `to`.
+/// A step's start, to find the sender's first and last UPDATE of it in
+/// the captures: the `k`th sample of `name`, which began at `t0` (ns
+/// since the epoch), sent by `from` to `to`.
 struct WireMark {
     name: &'static str,
     k: usize,
     t0: u128,
+    from: Ipv4Addr,
     to: Ipv4Addr,
 }
 
-/// Stops the capture and returns the origin's segments in it, in time
-/// order: (ns since the epoch, destination). The pcap is removed.
-fn sent_segments(capture: Capture) -> Result<Vec<(u128, Ipv4Addr)>> {
+/// A segment on the wire: (ns since the epoch, source, destination).
+type Segment = (u128, Ipv4Addr, Ipv4Addr);
+
+/// Stops the capture and returns its segments, in time order. The pcap
+/// is removed.
+fn sent_segments(capture: Capture) -> Result<Vec<Segment>> {
     let pcap = capture.stop()?;
     let fields = harness::run(
         "tshark",
@@ -474,34 +478,38 @@ fn sent_segments(capture: Capture) -> Result<Vec<(u128, Ipv4Addr)>> {
             "-e",
             "frame.time_epoch",
             "-e",
+            "ip.src",
+            "-e",
             "ip.dst",
         ],
     );
     let _ = std::fs::remove_file(&pcap);
-    let mut sent: Vec<(u128, Ipv4Addr)> = Vec::new();
+    let mut sent: Vec<Segment> = Vec::new();
     for line in fields?.lines() {
         let mut f = line.split('\t');
-        let (Some(at), Some(dst)) = (f.next(), f.next()) else {
+        let (Some(at), Some(src), Some(dst)) = (f.next(), f.next(), f.next()) else {
             continue;
         };
         let (secs, frac) = at.trim().split_once('.').unwrap_or((at.trim(), "0"));
         let frac = format!("{frac:0<9}");
         let ns =
             secs.parse::<u128>()? * 1_000_000_000 + frac.get(..9).unwrap_or("0").parse::<u128>()?;
-        sent.push((ns, dst.trim().parse()?));
+        sent.push((ns, src.trim().parse()?, dst.trim().parse()?));
     }
     sent.sort();
     Ok(sent)
 }
 
 impl WireMark {
-    /// The first and last of `sent` that went to this mark's receiver
-    /// between its start and `end` after it, as times since its start.
-    fn span(&self, sent: &[(u128, Ipv4Addr)], end: Duration) -> Option<(Duration, Duration)> {
+    /// The first and last of `sent` from this mark's sender to its
+    /// receiver between its start and `end` after it, as times since its
+    /// start.
+    fn span(&self, sent: &[Segment], end: Duration) -> Option<(Duration, Duration)> {
         let until = self.t0 + end.as_nanos();
         let mine = || {
-            sent.iter()
-                .filter(|(at, to)| *to == self.to && (self.t0..=until).contains(at))
+            sent.iter().filter(|(at, from, to)| {
+                (*from, *to) == (self.from, self.to) && (self.t0..=until).contains(at)
+            })
         };
         let since = |at: u128| Duration::from_nanos(u64::try_from(at - self.t0).unwrap_or(0));
         Some((since(mine().next()?.0), since(mine().next_back()?.0)))
@@ -635,7 +643,7 @@ impl Samples {
     }
 
     /// Sets the wire time of the `k`th sample of `name`.
-    fn set_wire(&mut self, name: &str, k: usize, sent: &[(u128, Ipv4Addr)], mark: &WireMark) {
+    fn set_wire(&mut self, name: &str, k: usize, sent: &[Segment], mark: &WireMark) {
         if let Some(t) = self
             .0
             .iter_mut()
@@ -795,18 +803,33 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
         Ok(origin.established()? == 3 && rx_bird.established()? == 2 && rx_frr.established()? == 2)
     })?;
 
-    // The origin's segments that carry more than a KEEPALIVE, headers
-    // only: when its first UPDATE of a round left for each receiver.
-    let capture = Capture::start_headers(
-        &lab.nodes[0],
-        "eth0",
-        &format!("src host {ORIGIN} and tcp port 179 and greater 120"),
-        96,
-    )?;
+    // The segments that carry more than a KEEPALIVE, headers only: the
+    // origin's (when its first and last UPDATE of a step left for each
+    // receiver) and those FRR was sent (by either sender).
+    let captures = [
+        Capture::start_headers(
+            &lab.nodes[0],
+            "eth0",
+            &format!("src host {ORIGIN} and tcp port 179 and greater 120"),
+            96,
+        )?,
+        Capture::start_headers(
+            &lab.nodes[2],
+            "eth0",
+            &format!("dst host {RX_FRR} and tcp port 179 and greater 120"),
+            96,
+        )?,
+    ];
     let mut marks: Vec<WireMark> = Vec::new();
-    let mark = |marks: &mut Vec<WireMark>, name: &'static str, t0: u128, to: Ipv4Addr| {
+    let mark = |marks: &mut Vec<WireMark>, name: &'static str, t0: u128, from, to| {
         let k = marks.iter().filter(|m| m.name == name).count();
-        marks.push(WireMark { name, k, t0, to });
+        marks.push(WireMark {
+            name,
+            k,
+            t0,
+            from,
+            to,
+        });
     };
     let birdc = |cmd: &str| origin.birdc(cmd).map(drop);
     let tabby_rx = Probe::Bird(&rx_bird, "tabby");
@@ -845,7 +868,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     // the tabby process's clock.
                     let before = tabby.ask_number("mem")?;
                     let t0 = epoch_of(SystemTime::now());
-                    mark(&mut marks, "rx tabby", t0, TABBY);
+                    mark(&mut marks, "rx tabby", t0, ORIGIN, TABBY);
                     birdc("enable bulk_tabby")?;
                     let (at, first) = tabby.ask_numbers(&format!("wait {n}"))?;
                     s.push(
@@ -877,7 +900,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     } else {
                         ("bulk_frr", origin_rx_frr, "rx frr", "rx frr gone", RX_FRR)
                     };
-                    mark(&mut marks, name, unix_ns(), to);
+                    mark(&mut marks, name, unix_ns(), ORIGIN, to);
                     let t0 = Instant::now();
                     birdc(&format!("enable {bulk}"))?;
                     s.push(name, poll(&[probe], n, t0)?[0]);
@@ -892,6 +915,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
         for step in send {
             match step {
                 Tx::Bird => {
+                    mark(&mut marks, "tx bird->frr", unix_ns(), ORIGIN, RX_FRR);
                     let t0 = Instant::now();
                     birdc("enable bulk_send")?;
                     let t = poll(&[origin_rx_bird, origin_rx_frr], n, t0)?;
@@ -910,6 +934,13 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     // its router; the parent's clock is set back to it.
                     let before = tabby.ask_number("mem")?;
                     let t0 = tabby.ask_number(&format!("originate {n}"))?;
+                    mark(
+                        &mut marks,
+                        "tx tabby->frr",
+                        u128::try_from(t0)?,
+                        TABBY,
+                        RX_FRR,
+                    );
                     let start = instant_of(t0)?;
                     let t = poll(&[tabby_rx, tabby_rx_frr], n, start)?;
                     s.push("tx tabby->bird", t[0]);
@@ -933,7 +964,11 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
             eprintln!("round {round}/{rounds} done");
         }
     }
-    let sent = sent_segments(capture)?;
+    let mut sent = Vec::new();
+    for capture in captures {
+        sent.extend(sent_segments(capture)?);
+    }
+    sent.sort();
     for m in &marks {
         s.set_wire(m.name, m.k, &sent, m);
     }
@@ -1040,6 +1075,22 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
         s.ratio("tx tabby->frr", "tx bird->frr"),
         s.ratio("tx tabby gone->bird", "tx bird gone->bird"),
         s.ratio("tx tabby gone->frr", "tx bird gone->frr"),
+    );
+    // FRR's time is mostly its own: how long each sender's UPDATEs took
+    // on the wire, and how long after the last one FRR held all N.
+    let ms = |d: Option<Duration>| {
+        d.map_or("?".to_string(), |d| {
+            format!("{:.1} ms", d.as_secs_f64() * 1e3)
+        })
+    };
+    let spread = |name: &str| ms(s.median_by(name, |t| t.wire.map(|(a, b)| b - a)));
+    let trail = |name: &str| ms(s.median_by(name, |t| t.at.checked_sub(t.wire?.1)));
+    println!(
+        "  to FRR, first → last UPDATE on the wire: from BIRD {}, from tabby {}; FRR held all N after the last: {} / {}",
+        spread("tx bird->frr"),
+        spread("tx tabby->frr"),
+        trail("tx bird->frr"),
+        trail("tx tabby->frr")
     );
     println!();
     println!(
