@@ -38,6 +38,16 @@ impl Entry {
     }
 }
 
+/// Whether `e` stands for `prefix`, whose hash is `hash`: the stored
+/// hash first, the slot's prefix only if that matches.
+fn stands_for<'a>(
+    hash: u32,
+    prefix: &'a IpPrefix,
+    prefix_of: impl Fn(u32) -> Option<IpPrefix> + 'a,
+) -> impl Fn(&Entry) -> bool + 'a {
+    move |e| e.hash == hash && prefix_of(e.at).as_ref() == Some(prefix)
+}
+
 /// The 64-bit hash the table sees for a 32-bit one.
 fn widen(hash: u32) -> u64 {
     (u64::from(hash) << 32) | u64::from(hash)
@@ -80,9 +90,7 @@ impl SlotIndex {
     ) -> Option<u32> {
         let hash = self.hash(prefix);
         self.table
-            .find(widen(hash), |e| {
-                e.hash == hash && prefix_of(e.at).as_ref() == Some(prefix)
-            })
+            .find(widen(hash), stands_for(hash, prefix, prefix_of))
             .map(|e| e.at)
     }
 
@@ -95,7 +103,7 @@ impl SlotIndex {
         take: impl FnOnce() -> Option<u32>,
     ) -> Option<u32> {
         let hash = self.hash(prefix);
-        let eq = |e: &Entry| e.hash == hash && prefix_of(e.at).as_ref() == Some(prefix);
+        let eq = stands_for(hash, prefix, prefix_of);
         match self.table.entry(widen(hash), eq, Entry::table_hash) {
             TableEntry::Occupied(e) => Some(e.get().at),
             TableEntry::Vacant(e) => {
@@ -114,7 +122,7 @@ impl SlotIndex {
         prefix_of: impl Fn(u32) -> Option<IpPrefix>,
     ) -> Option<Found<'_>> {
         let hash = self.hash(prefix);
-        let eq = |e: &Entry| e.hash == hash && prefix_of(e.at).as_ref() == Some(prefix);
+        let eq = stands_for(hash, prefix, prefix_of);
         self.table.find_entry(widen(hash), eq).ok().map(Found)
     }
 

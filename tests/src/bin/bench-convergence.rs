@@ -21,7 +21,9 @@
 //! tshark capture on the origin's port (headers only) also gives when
 //! the origin's first UPDATE of each step left for its receiver: from
 //! there to all N is the receiver's own time, free of the origin's
-//! start-up, which swings by 0.1 s from round to round.
+//! start-up, which swings by 0.1 s from round to round. A second
+//! capture on FRR's port does the same for each sender's UPDATEs to FRR
+//! in the SEND steps.
 //! SEND: the origin sends N to both receivers at once, and then tabby
 //! originates the same N (one `originate_many`) to both; the clock runs
 //! until each receiver holds all N. Daemons are polled back to back; a
@@ -523,8 +525,8 @@ struct Timed {
     half: Duration,
     /// When the count first moved (the first route arrived), if seen.
     first: Option<Duration>,
-    /// When the origin's first and last UPDATE to the receiver were on
-    /// the wire (the capture on the origin's port), if seen.
+    /// When the sender's first and last UPDATE of the step to this
+    /// receiver were on the wire (the captures), if seen.
     wire: Option<(Duration, Duration)>,
 }
 
@@ -1043,11 +1045,12 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
     );
     // How far behind the sender each receiver finished: near zero, the
     // origin's sending (or TCP's window onto the receiver) set the pace.
-    let trail = |name: &str| {
-        s.median_after_last(name).map_or("?".to_string(), |d| {
+    let ms = |d: Option<Duration>| {
+        d.map_or("?".to_string(), |d| {
             format!("{:.1} ms", d.as_secs_f64() * 1e3)
         })
     };
+    let trail = |name: &str| ms(s.median_after_last(name));
     println!(
         "  all N after the origin's last UPDATE on the wire: tabby {}, BIRD {}, FRR {}",
         trail("rx tabby"),
@@ -1078,13 +1081,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
     );
     // FRR's time is mostly its own: how long each sender's UPDATEs took
     // on the wire, and how long after the last one FRR held all N.
-    let ms = |d: Option<Duration>| {
-        d.map_or("?".to_string(), |d| {
-            format!("{:.1} ms", d.as_secs_f64() * 1e3)
-        })
-    };
     let spread = |name: &str| ms(s.median_by(name, |t| t.wire.map(|(a, b)| b - a)));
-    let trail = |name: &str| ms(s.median_by(name, |t| t.at.checked_sub(t.wire?.1)));
     println!(
         "  to FRR, first → last UPDATE on the wire: from BIRD {}, from tabby {}; FRR held all N after the last: {} / {}",
         spread("tx bird->frr"),
