@@ -550,7 +550,18 @@ impl Rib {
         if !peer.families.contains(prefix.family()) {
             return None;
         }
-        let (attrs, next_hop) = export(local, prefix, path, &peer.cfg)?;
+        let mut attrs = Cow::Borrowed(&**path.attrs());
+        let mut next_hop = path.next_hop();
+        if !export(
+            local,
+            prefix,
+            &path.source,
+            &peer.cfg,
+            &mut attrs,
+            &mut next_hop,
+        ) {
+            return None;
+        }
         let attrs = match attrs {
             Cow::Borrowed(_) => Arc::clone(path.attrs()),
             Cow::Owned(a) => interner.intern(a),

@@ -81,8 +81,8 @@ struct Group {
 /// The changes are grouped first and each group sorted by prefix, which
 /// gives the same messages as sorting the whole input but sorts 4- or
 /// 17-octet prefixes rather than whole adverts.
-pub fn build(
-    changes: Vec<(IpPrefix, Option<Advert>)>,
+pub fn build<'a>(
+    changes: impl IntoIterator<Item = (IpPrefix, Option<&'a Advert>)>,
     end_of_rib: &[Family],
     ctx: &Context,
 ) -> Result<Outbound, RibError> {
