@@ -31,7 +31,8 @@
 //! that was short and its first that saw all N.
 //!
 //! Round 0 is a warm-up, not counted; every step is followed by a 300 ms
-//! pause, so each receiver meets the origin idle.
+//! pause and then a wait until the four daemons are idle (their CPU time
+//! in `/proc`), so each step meets the origin, and the two cores, idle.
 //!
 //! Printed: median times per case, ratios tabby/BIRD and tabby/FRR
 //! (≤ 1.0: tabby at least as fast), peak RSS (VmHWM) of every process,
@@ -67,8 +68,16 @@ const RX_FRR: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 3);
 const WAIT: Duration = Duration::from_secs(180);
 /// Pause after each step, so the origin BIRD has finished with the last
 /// one (pruning a disabled protocol's routes) before the next begins:
-/// every receiver meets it idle.
+/// every receiver meets it idle. Then [`Idle::settle`] waits on for any
+/// daemon still busy.
 const SETTLE: Duration = Duration::from_millis(300);
+/// The window in which the daemons, together, must use at most
+/// [`IDLE_TICKS`] of CPU for the lab to count as idle.
+const IDLE_WINDOW: Duration = Duration::from_millis(100);
+/// Clock ticks (1/100 s) of CPU allowed in an [`IDLE_WINDOW`].
+const IDLE_TICKS: u64 = 1;
+/// How long [`Idle::settle`] waits for an idle lab before going on.
+const IDLE_WAIT: Duration = Duration::from_secs(10);
 
 // --- heap accounting ----------------------------------------------------
 
@@ -590,6 +599,71 @@ fn poll(probes: &[Probe<'_>], target: usize, t0: Instant) -> Result<Vec<Timed>> 
     })
 }
 
+/// The pause between steps: [`SETTLE`], then until the daemons are idle.
+/// A prefix count can be complete before the daemon is done with the
+/// routes (FRR selects best paths after `pfxRcd` is full, BIRD prunes a
+/// disabled protocol's routes later); a step begun then would share the
+/// two cores with that work, and the rotation of who goes first would
+/// not even it out: tabby's receive step follows one FRR took part in
+/// (its own receive, or the send steps) in every round, BIRD's in one
+/// round of three. The report says how long the pauses waited, so a run
+/// shows whether the fixed pause was enough (on the 2-core VM it was:
+/// of 110 pauses, the median waited 1 ms more, the longest 101 ms).
+struct Idle {
+    pids: Vec<u32>,
+    /// How long past [`SETTLE`] each pause waited.
+    waited: Vec<Duration>,
+}
+
+impl Idle {
+    fn settle(&mut self) {
+        std::thread::sleep(SETTLE);
+        let start = Instant::now();
+        let mut last = self.cpu_ticks();
+        while start.elapsed() < IDLE_WAIT {
+            std::thread::sleep(IDLE_WINDOW);
+            let now = self.cpu_ticks();
+            if now.saturating_sub(last) <= IDLE_TICKS {
+                break;
+            }
+            last = now;
+        }
+        self.waited
+            .push(start.elapsed().saturating_sub(IDLE_WINDOW));
+    }
+
+    /// User and system CPU time of all the daemons, in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        self.pids
+            .iter()
+            .filter_map(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                // Fields after the command name, which may hold spaces:
+                // utime and stime are the 14th and 15th of the line.
+                let rest = stat.rsplit_once(')')?.1;
+                let mut fields = rest.split_whitespace().skip(11);
+                let utime: u64 = fields.next()?.parse().ok()?;
+                let stime: u64 = fields.next()?.parse().ok()?;
+                Some(utime + stime)
+            })
+            .sum()
+    }
+
+    /// The median and the longest extra wait, for the report.
+    fn summary(&self) -> String {
+        let mut w = self.waited.clone();
+        w.sort();
+        let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        format!(
+            "{} pauses, waited past {} ms: median {:.0} ms, longest {:.0} ms",
+            w.len(),
+            SETTLE.as_millis(),
+            ms(w.get(w.len() / 2)),
+            ms(w.last())
+        )
+    }
+}
+
 fn vm_hwm(pid: Option<u32>) -> String {
     let Some(pid) = pid else {
         return "?".into();
@@ -839,6 +913,13 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
     let tabby_rx_frr = Probe::Frr(&rx_frr, TABBY);
     let origin_rx_frr = Probe::Frr(&rx_frr, ORIGIN);
     let mut s = Samples::default();
+    let mut idle = Idle {
+        pids: [origin.pid(), rx_bird.pid(), rx_frr.pid(), Some(tabby.pid())]
+            .into_iter()
+            .flatten()
+            .collect(),
+        waited: Vec::new(),
+    };
     let (mut heap_rx, mut heap_tx) = (0.0, 0.0);
     let epoch_of = |t0: SystemTime| t0.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     // The parent's monotonic clock at a time the tabby process read from
@@ -856,6 +937,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
         if round == 1 {
             s = Samples::default();
             marks.clear();
+            idle.waited.clear();
         }
         // Who goes first rotates from round to round, so that no receiver
         // (or sender) always meets the origin BIRD in the same state.
@@ -880,7 +962,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                             ..since(at, t0).into()
                         },
                     );
-                    std::thread::sleep(SETTLE);
+                    idle.settle();
                     if round == 0 {
                         // Later rounds reuse the tables' grown capacity.
                         heap_rx = (tabby.ask_number("mem")? - before) as f64 / n as f64;
@@ -888,7 +970,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let t0 = epoch_of(SystemTime::now());
                     birdc("disable bulk_tabby")?;
                     s.push("rx tabby gone", since(tabby.ask_number("wait 0")?, t0));
-                    std::thread::sleep(SETTLE);
+                    idle.settle();
                 }
                 Rx::Bird | Rx::Frr => {
                     let (bulk, probe, name, gone, to) = if step == Rx::Bird {
@@ -906,11 +988,11 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let t0 = Instant::now();
                     birdc(&format!("enable {bulk}"))?;
                     s.push(name, poll(&[probe], n, t0)?[0]);
-                    std::thread::sleep(SETTLE);
+                    idle.settle();
                     let t0 = Instant::now();
                     birdc(&format!("disable {bulk}"))?;
                     s.push(gone, poll(&[probe], 0, t0)?[0]);
-                    std::thread::sleep(SETTLE);
+                    idle.settle();
                 }
             }
         }
@@ -923,13 +1005,13 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let t = poll(&[origin_rx_bird, origin_rx_frr], n, t0)?;
                     s.push("tx bird->bird", t[0]);
                     s.push("tx bird->frr", t[1]);
-                    std::thread::sleep(SETTLE);
+                    idle.settle();
                     let t0 = Instant::now();
                     birdc("disable bulk_send")?;
                     let t = poll(&[origin_rx_bird, origin_rx_frr], 0, t0)?;
                     s.push("tx bird gone->bird", t[0]);
                     s.push("tx bird gone->frr", t[1]);
-                    std::thread::sleep(SETTLE);
+                    idle.settle();
                 }
                 Tx::Tabby => {
                     // t0 is taken in the tabby process just before it asks
@@ -947,7 +1029,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let t = poll(&[tabby_rx, tabby_rx_frr], n, start)?;
                     s.push("tx tabby->bird", t[0]);
                     s.push("tx tabby->frr", t[1]);
-                    std::thread::sleep(SETTLE);
+                    idle.settle();
                     if round == 0 {
                         heap_tx = (tabby.ask_number("mem")? - before) as f64 / n as f64;
                     }
@@ -956,7 +1038,7 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
                     let t = poll(&[tabby_rx, tabby_rx_frr], 0, start)?;
                     s.push("tx tabby gone->bird", t[0]);
                     s.push("tx tabby gone->frr", t[1]);
-                    std::thread::sleep(SETTLE);
+                    idle.settle();
                 }
             }
         }
@@ -1088,6 +1170,11 @@ fn run(n: usize, rounds: usize, dir: &std::path::Path) -> Result<()> {
         spread("tx tabby->frr"),
         trail("tx bird->frr"),
         trail("tx tabby->frr")
+    );
+    println!(
+        "  between steps, until the four daemons were idle (≤ {IDLE_TICKS} tick of CPU in {} ms): {}",
+        IDLE_WINDOW.as_millis(),
+        idle.summary()
     );
     println!();
     println!(
