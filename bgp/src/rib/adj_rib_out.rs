@@ -87,7 +87,7 @@ impl AdjRibOut {
     /// The pending changes (`None`: withdraw), left pending until
     /// [`AdjRibOut::commit`]. Borrowed, not collected: a 100k table's
     /// adverts copied out (a reference count each) only to be dropped
-    /// once packed took a fifth of a flush.
+    /// once packed took over a quarter of a flush.
     pub fn pending(&self) -> impl Iterator<Item = (IpPrefix, Option<&Advert>)> + '_ {
         self.pending.iter().map(|(p, a)| (*p, a.as_ref()))
     }
