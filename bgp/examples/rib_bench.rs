@@ -91,7 +91,7 @@ fn first_table_repeated(n: u32, ctx: &Context) -> (f64, f64, f64) {
         {
             rib.set_peer(PeerConfig::new(p, 64512));
             let id = Ipv4Addr::new(10, 0, 0, 2 + u8::try_from(i).unwrap());
-            rib.peer_up(p, id, v4).unwrap();
+            rib.peer_up(p, id, v4, Families::NONE).unwrap();
         }
         let t0 = Instant::now();
         let added: usize = announce
@@ -152,9 +152,12 @@ fn main() {
     rib.set_peer(PeerConfig::new(rr, 64512));
     rib.set_peer(PeerConfig::new(node, 64512));
     let v4 = Families::of(&[Family::Ipv4Unicast]);
-    rib.peer_up(tor, Ipv4Addr::new(10, 9, 9, 9), v4).unwrap();
-    rib.peer_up(rr, Ipv4Addr::new(10, 0, 0, 2), v4).unwrap();
-    rib.peer_up(node, Ipv4Addr::new(10, 0, 0, 3), v4).unwrap();
+    rib.peer_up(tor, Ipv4Addr::new(10, 9, 9, 9), v4, Families::NONE)
+        .unwrap();
+    rib.peer_up(rr, Ipv4Addr::new(10, 0, 0, 2), v4, Families::NONE)
+        .unwrap();
+    rib.peer_up(node, Ipv4Addr::new(10, 0, 0, 3), v4, Families::NONE)
+        .unwrap();
 
     let (tor_bytes, tor_updates) = updates(n, &[65001], Ipv4Addr::new(198, 51, 100, 1), &ctx);
     let (_, rr_updates) = updates(n, &[65001, 65002], Ipv4Addr::new(192, 0, 2, 2), &ctx);

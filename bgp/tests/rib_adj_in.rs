@@ -356,9 +356,10 @@ fn graceful_restart_stale_until_end_of_rib() {
     let gone = rib
         .peer_down(
             &peer(),
-            Some((
+            Some(&Retention::graceful(
                 Families::of(&[Family::Ipv4Unicast]),
-                t0 + Duration::from_secs(120),
+                t0,
+                Duration::from_secs(120),
             )),
         )
         .unwrap();
@@ -409,7 +410,14 @@ fn graceful_restart_stale_flushed_at_the_deadline_and_not_before() {
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(120);
     let gone = rib
-        .peer_down(&peer(), Some((Families::of(&Family::ALL), deadline)))
+        .peer_down(
+            &peer(),
+            Some(&Retention::graceful(
+                Families::of(&Family::ALL),
+                t0,
+                Duration::from_secs(120),
+            )),
+        )
         .unwrap();
     assert!(gone.is_empty(), "kept through the restart");
     assert_eq!(adj_in(&rib).stale_deadline(), Some(deadline));

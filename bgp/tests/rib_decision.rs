@@ -1,4 +1,4 @@
-//! The decision process (RFC 4271 §9.1.2.2, RFC 4456 §9): one table row
+//! The decision process (RFC 4271 §9.1.2.2, RFC 4456 §9, RFC 9494 §4.3): one table row
 //! per tie-break step, proving both the winner and the step that decided;
 //! the MED rules; ECMP; and property tests that the order is total and
 //! transitive, that the best path does not depend on arrival order, and
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bgp::rib::decision::select;
 use bgp::rib::{Candidates, DecisionConfig, Path, PeerKind, RouteData, Source, Step, ZeroCost};
-use bgp::wire::{AsPath, NextHop, Origin, PathAttributes, Segment, SegmentType};
+use bgp::wire::{AsPath, Community, NextHop, Origin, PathAttributes, Segment, SegmentType};
 use proptest::prelude::*;
 
 fn ip(last: u8) -> Ipv4Addr {
@@ -70,6 +70,17 @@ fn segs(s: &[(SegmentType, &[u32])]) -> AsPath {
 fn table() -> Vec<(&'static str, Path, Path, Step)> {
     use SegmentType::*;
     vec![
+        (
+            "a long-lived stale path (LLGR_STALE) loses to any other, whatever its LOCAL_PREF",
+            with(path(9), |a| {
+                a.as_path = Some(AsPath::sequence([65001, 65002, 65003]))
+            }),
+            with(path(1), |a| {
+                a.local_pref = Some(500);
+                a.communities = vec![Community::LLGR_STALE];
+            }),
+            Step::LongLivedStale,
+        ),
         (
             "higher LOCAL_PREF",
             with(path(9), |a| a.local_pref = Some(200)),
@@ -338,9 +349,10 @@ fn arb_path() -> impl Strategy<Value = Path> {
             1..4u8,
             0..3u8,
         ),
+        prop::bool::weighted(0.2),
     )
         .prop_map(
-            |((lp, segments, origin, med, kind), (rid, originator, clusters, addr, nh))| Path {
+            |((lp, segments, origin, med, kind), (rid, originator, clusters, addr, nh), stale)| Path {
                 source: Arc::new(Source {
                     kind: match kind {
                         0 => PeerKind::Local,
@@ -362,6 +374,11 @@ fn arb_path() -> impl Strategy<Value = Path> {
                         multi_exit_disc: med,
                         originator_id: originator.map(|o| Ipv4Addr::new(10, 0, 0, o)),
                         cluster_list: vec![Ipv4Addr::LOCALHOST; clusters],
+                        communities: if stale {
+                            vec![Community::LLGR_STALE]
+                        } else {
+                            Vec::new()
+                        },
                         ..PathAttributes::default()
                     }),
                     NextHop::V4(ip(nh)),
@@ -404,6 +421,10 @@ fn reference(paths: &[Path], always_compare_med: bool) -> Option<Path> {
         .filter(|p| cost(&p.next_hop()).is_some())
         .cloned()
         .collect();
+    // RFC 9494 §4.3: long-lived stale paths are the least preferred.
+    keep_min(&mut s, |p| {
+        p.attrs().communities.contains(&Community::LLGR_STALE)
+    });
     keep_min(&mut s, |p| {
         std::cmp::Reverse(p.attrs().local_pref.unwrap_or(100))
     });

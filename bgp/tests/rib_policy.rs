@@ -160,6 +160,7 @@ fn agent_rib() -> (Rib, std::net::IpAddr) {
         tor,
         Ipv4Addr::new(10, 9, 9, 9),
         Families::of(&[Family::Ipv4Unicast]),
+        Families::NONE,
     )
     .unwrap();
     (rib, tor)

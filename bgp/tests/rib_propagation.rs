@@ -80,7 +80,8 @@ fn rib(cluster_id: Option<Ipv4Addr>) -> Rib {
     for (i, x) in [a(), b(), c(), d(), e(), f()].into_iter().enumerate() {
         rib.set_peer(peer(x));
         let id = Ipv4Addr::new(10, 0, 1, u8::try_from(i).unwrap() + 2);
-        rib.peer_up(x, id, Families::of(&Family::ALL)).unwrap();
+        rib.peer_up(x, id, Families::of(&Family::ALL), Families::NONE)
+            .unwrap();
         // Drain the (empty) initial table and its End-of-RIB.
         rib.flush(&x, &Context::default()).unwrap();
     }
@@ -200,8 +201,13 @@ fn multipath_changes_carry_every_equal_path() {
     });
     for x in [a(), b()] {
         rib.set_peer(peer(x));
-        rib.peer_up(x, Ipv4Addr::LOCALHOST, Families::of(&Family::ALL))
-            .unwrap();
+        rib.peer_up(
+            x,
+            Ipv4Addr::LOCALHOST,
+            Families::of(&Family::ALL),
+            Families::NONE,
+        )
+        .unwrap();
     }
     rib.receive(&b(), &announce(&["10.0.1.0/26"], attrs(&[], "192.0.2.3")))
         .unwrap();
@@ -418,14 +424,23 @@ fn graceful_restart_helper_keeps_routes_until_end_of_rib() {
     let ch = rib
         .peer_down(
             &e(),
-            Some((Families::of(&Family::ALL), t0 + Duration::from_secs(120))),
+            Some(&Retention::graceful(
+                Families::of(&Family::ALL),
+                t0,
+                Duration::from_secs(120),
+            )),
         )
         .unwrap();
     assert!(ch.is_empty(), "stale routes stay selected");
     assert!(sent(&mut rib, a()).1.is_empty(), "and are not withdrawn");
     assert_eq!(rib.next_deadline(), Some(t0 + Duration::from_secs(120)));
-    rib.peer_up(e(), Ipv4Addr::new(10, 0, 1, 6), Families::of(&Family::ALL))
-        .unwrap();
+    rib.peer_up(
+        e(),
+        Ipv4Addr::new(10, 0, 1, 6),
+        Families::of(&Family::ALL),
+        Families::NONE,
+    )
+    .unwrap();
     rib.receive(
         &e(),
         &announce(&["203.0.113.0/24"], attrs(&[65001], "198.51.100.1")),
@@ -452,15 +467,27 @@ fn graceful_restart_helper_flushes_at_restart_time_expiry() {
     )
     .unwrap();
     let deadline = t0 + Duration::from_secs(120);
-    rib.peer_down(&e(), Some((Families::of(&Family::ALL), deadline)))
-        .unwrap();
+    rib.peer_down(
+        &e(),
+        Some(&Retention::graceful(
+            Families::of(&Family::ALL),
+            t0,
+            Duration::from_secs(120),
+        )),
+    )
+    .unwrap();
     assert!(rib.expire(t0 + Duration::from_secs(60)).is_empty());
     let ch = rib.expire(deadline);
     assert_eq!(ch.len(), 1);
     assert_eq!(ch[0].kind, ChangeKind::Removed);
     // Without graceful restart everything goes at once.
-    rib.peer_up(e(), Ipv4Addr::new(10, 0, 1, 6), Families::of(&Family::ALL))
-        .unwrap();
+    rib.peer_up(
+        e(),
+        Ipv4Addr::new(10, 0, 1, 6),
+        Families::of(&Family::ALL),
+        Families::NONE,
+    )
+    .unwrap();
     rib.receive(
         &e(),
         &announce(&["203.0.113.0/24"], attrs(&[65001], "198.51.100.1")),

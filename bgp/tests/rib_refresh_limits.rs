@@ -36,7 +36,7 @@ fn rib_with(max: Option<MaxPrefix>) -> Rib {
         cfg.max_prefixes = max;
         rib.set_peer(cfg);
         let id = Ipv4Addr::new(10, 0, 1, u8::try_from(i).unwrap() + 2);
-        rib.peer_up(a, id, Families::of(&[Family::Ipv4Unicast]))
+        rib.peer_up(a, id, Families::of(&[Family::Ipv4Unicast]), Families::NONE)
             .unwrap();
         rib.flush(&a, &Context::default()).unwrap();
     }
@@ -193,6 +193,7 @@ fn max_prefix_counts_routes_not_updates_and_resets_with_the_session() {
         peer,
         Ipv4Addr::new(10, 0, 1, 2),
         Families::of(&[Family::Ipv4Unicast]),
+        Families::NONE,
     )
     .unwrap();
     rib.receive(&peer, &announce(&["10.1.0.0/24", "10.2.0.0/24"]))
@@ -211,10 +212,14 @@ fn a_helped_peer_that_no_longer_preserves_a_family_loses_its_stale_routes_at_onc
     rib.receive(&peer, &announce(&["10.1.0.0/24", "10.2.0.0/24"]))
         .unwrap();
     let keep = Families::of(&[Family::Ipv4Unicast]);
-    rib.peer_down(&peer, Some((keep, t0 + Duration::from_secs(120))))
-        .unwrap();
+    rib.peer_down(
+        &peer,
+        Some(&Retention::graceful(keep, t0, Duration::from_secs(120))),
+    )
+    .unwrap();
     assert_eq!(rib.loc_rib().len(), 2, "stale routes kept");
-    rib.peer_up(peer, Ipv4Addr::new(10, 0, 1, 2), keep).unwrap();
+    rib.peer_up(peer, Ipv4Addr::new(10, 0, 1, 2), keep, Families::NONE)
+        .unwrap();
     // Back, preserving IPv4: routes stay until End-of-RIB or the new
     // deadline.
     let changes = rib
@@ -228,9 +233,13 @@ fn a_helped_peer_that_no_longer_preserves_a_family_loses_its_stale_routes_at_onc
     assert_eq!(gone[0].prefix, p("10.2.0.0/24"));
 
     // Down again, and back without the F bit: everything stale goes now.
-    rib.peer_down(&peer, Some((keep, t0 + Duration::from_secs(300))))
+    rib.peer_down(
+        &peer,
+        Some(&Retention::graceful(keep, t0, Duration::from_secs(300))),
+    )
+    .unwrap();
+    rib.peer_up(peer, Ipv4Addr::new(10, 0, 1, 2), keep, Families::NONE)
         .unwrap();
-    rib.peer_up(peer, Ipv4Addr::new(10, 0, 1, 2), keep).unwrap();
     let changes = rib
         .peer_restarted(&peer, Families::NONE, t0 + Duration::from_secs(400))
         .unwrap();

@@ -24,8 +24,13 @@ fn rib(families: &[Family]) -> Rib {
         decision: DecisionConfig::default(),
     });
     rib.set_peer(PeerConfig::new(node(), AS));
-    rib.peer_up(node(), Ipv4Addr::new(10, 0, 0, 2), Families::of(families))
-        .unwrap();
+    rib.peer_up(
+        node(),
+        Ipv4Addr::new(10, 0, 0, 2),
+        Families::of(families),
+        Families::NONE,
+    )
+    .unwrap();
     rib
 }
 

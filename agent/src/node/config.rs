@@ -94,6 +94,15 @@ pub struct NodeConfig {
     #[arg(long, env = "TABBY_BGP_HOLD_TIME", default_value_t = 90)]
     pub bgp_hold_time: u16,
 
+    /// Long-lived graceful restart (RFC 9494) stale time in seconds: what
+    /// this agent announces (peers keep its routes that long after the
+    /// 120 s restart time, least preferred) and the longest it keeps a
+    /// peer's routes after that peer's restart time. 0 turns it off (as
+    /// Calico's BIRD); at most 16777215 (24 bits).
+    #[arg(long, env = "TABBY_BGP_LLGR_STALE_TIME", default_value_t = 3600,
+          value_parser = clap::value_parser!(u32).range(0..=0xFF_FFFF))]
+    pub bgp_llgr_stale_time: u32,
+
     /// The control socket routectl talks to (created mode 0600).
     #[arg(
         long,

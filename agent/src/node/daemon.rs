@@ -393,8 +393,12 @@ impl Daemon {
         match ev {
             SessionEvent::Up { peer, negotiated } => {
                 tracing::info!(%peer, "session established");
-                self.rib
-                    .peer_up(peer, negotiated.peer_id, negotiated.families)?;
+                self.rib.peer_up(
+                    peer,
+                    negotiated.peer_id,
+                    negotiated.families,
+                    bgp::session::graceful::long_lived(&negotiated),
+                )?;
                 self.sessions.insert(peer, *negotiated);
                 self.eor_received.remove(&peer);
                 // The table (and End-of-RIB) goes out from the next round,
@@ -406,26 +410,21 @@ impl Daemon {
                 tracing::info!(%peer, reason = %bgp::speaker::describe(&reason), "session down");
                 // RFC 4724: a peer that announced graceful restart keeps
                 // its routes (stale) for its restart time when the
-                // connection drops without a NOTIFICATION.
-                let graceful = match (&reason, self.sessions.get(&peer)) {
-                    (bgp::session::DownReason::ConnectionLost, Some(n)) => {
-                        n.peer_graceful_restart.as_ref().map(|gr| {
-                            let mut keep = bgp::wire::Families::NONE;
-                            for f in &gr.families {
-                                if let Some(fam) = bgp::wire::Family::from_afi_safi(f.afi, f.safi) {
-                                    keep.insert(fam);
-                                }
-                            }
-                            let restart = Duration::from_secs(u64::from(gr.restart_time));
-                            (keep, std::time::Instant::now() + restart)
-                        })
-                    }
-                    _ => None,
-                };
+                // connection drops without a NOTIFICATION; with
+                // long-lived graceful restart (RFC 9494) then for its
+                // long-lived stale time, at most ours, least preferred.
+                let graceful = self.sessions.get(&peer).and_then(|n| {
+                    bgp::session::graceful::helper_keeps(
+                        n,
+                        &reason,
+                        std::time::Instant::now(),
+                        Duration::from_secs(u64::from(self.cfg.bgp_llgr_stale_time)),
+                    )
+                });
                 self.sessions.remove(&peer);
                 self.eor_received.remove(&peer);
                 if self.mesh.contains_key(&peer) {
-                    self.rib.peer_down(&peer, graceful)?;
+                    self.rib.peer_down(&peer, graceful.as_ref())?;
                 }
             }
             SessionEvent::Received { peer, message } => match *message {
@@ -497,6 +496,7 @@ impl Daemon {
                 hold_time: self.cfg.bgp_hold_time,
                 bgp_port: self.cfg.bgp_port,
                 restarting: self.restarted && self.converging_until.is_some(),
+                llgr_stale_time: self.cfg.bgp_llgr_stale_time,
             },
             p,
         )

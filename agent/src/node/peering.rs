@@ -5,7 +5,10 @@
 //!   unicast too when dual stack (RFC 4760, one session for both
 //!   families); graceful restart (RFC 4724) for every family with the F
 //!   bit — the kernel keeps forwarding while the agent restarts — and the
-//!   R bit while converging after a restart; MD5 password; other tabby
+//!   R bit while converging after a restart; long-lived graceful restart
+//!   (RFC 9494) for the same families with the configured stale time
+//!   (none when 0), so a peer keeps our routes, least preferred, while
+//!   this agent stays down beyond the restart time; MD5 password; other tabby
 //!   nodes on the agent's BGP port; BGPPeers (ToRs, reflectors) a few
 //!   hops away (TTL 64, as Calico's BIRD `multihop`).
 //! - RIB peer: next hop self (or keep, `keepOriginalNextHop`), max-prefix
@@ -20,7 +23,9 @@ use std::time::Duration;
 use bgp::rib::{PeerConfig as RibPeer, Policy, PrefixSet};
 use bgp::session::SessionConfig;
 use bgp::speaker::PeerConfig;
-use bgp::wire::capability::{GracefulRestart, GracefulRestartFamily};
+use bgp::wire::capability::{
+    GracefulRestart, GracefulRestartFamily, LongLivedGracefulRestartFamily,
+};
 use bgp::wire::{Afi, Capability, Safi};
 use ipnet::IpNet;
 
@@ -43,6 +48,9 @@ pub struct Local<'a> {
     /// Converging after a restart that left routes in the kernel: the R
     /// bit of graceful restart.
     pub restarting: bool,
+    /// Long-lived Stale Time we announce (RFC 9494 §3), seconds; 0: no
+    /// long-lived graceful restart capability.
+    pub llgr_stale_time: u32,
 }
 
 /// The speaker's configuration of the session with `p`.
@@ -64,6 +72,21 @@ pub fn session(local: &Local<'_>, p: &MeshPeer) -> PeerConfig {
             safi: Safi::UNICAST,
         });
         families.push(gr_family(Afi::IPV6));
+    }
+    if local.llgr_stale_time > 0 {
+        // RFC 9494 §3: beside graceful restart, never alone.
+        let llgr = families
+            .iter()
+            .map(|f| LongLivedGracefulRestartFamily {
+                afi: f.afi,
+                safi: f.safi,
+                forwarding_state: f.forwarding_state,
+                stale_time: local.llgr_stale_time,
+            })
+            .collect();
+        session
+            .capabilities
+            .push(Capability::LongLivedGracefulRestart(llgr));
     }
     session
         .capabilities
@@ -169,6 +192,7 @@ mod tests {
             hold_time: 9,
             bgp_port: 1179,
             restarting: true,
+            llgr_stale_time: 3600,
         };
         let cfg = session(&local, &tor("10.200.0.50"));
         let caps = &cfg.session.capabilities;
@@ -186,6 +210,32 @@ mod tests {
         assert!(gr.restart_state);
         assert_eq!(gr.families.len(), 2);
         assert!(gr.families.iter().all(|f| f.forwarding_state));
+        let llgr = caps
+            .iter()
+            .find_map(|c| match c {
+                Capability::LongLivedGracefulRestart(l) => Some(l),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(llgr.len(), 2);
+        assert!(
+            llgr.iter()
+                .all(|f| f.forwarding_state && f.stale_time == 3600)
+        );
+        // Stale time 0: no long-lived capability at all.
+        let off = session(
+            &Local {
+                llgr_stale_time: 0,
+                ..local
+            },
+            &tor("10.200.0.50"),
+        );
+        assert!(
+            !off.session
+                .capabilities
+                .iter()
+                .any(|c| matches!(c, Capability::LongLivedGracefulRestart(_)))
+        );
         assert_eq!(cfg.ttl, Some(64), "a BGPPeer may be hops away");
         assert_eq!(cfg.local_address, Some("10.200.0.1".parse().unwrap()));
         // An IPv6 BGPPeer is reached from IP6.

@@ -17,12 +17,14 @@
 //! drives all of it; this type alone holds only the exceptions.
 //!
 //! Graceful restart as helper: when a restarting peer's session goes
-//! down ([`Rib::peer_down`](super::Rib::peer_down) with its preserved
-//! families), its routes of those families are kept, marked stale, until
-//! a deadline the caller gives; a route announced again is no longer
-//! stale; its End-of-RIB flushes what is still stale in a family; and
-//! [`Rib::expire`](super::Rib::expire) flushes all of it once the
-//! caller's clock passes the deadline. This module never reads a clock.
+//! down ([`Rib::peer_down`](super::Rib::peer_down) with a
+//! [`Retention`]), its routes of the families kept are marked stale, for
+//! the periods the retention gives per family (the per-family clock is
+//! [`super::retention`]'s); a route announced again is no longer stale;
+//! its End-of-RIB flushes what is still stale in a family; and
+//! [`Rib::expire`](super::Rib::expire) turns a family long-lived (RFC
+//! 9494) or flushes it once the caller's clock passes its deadline. This
+//! module never reads a clock.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,6 +41,7 @@ use super::intern::{AttrSet, Interner};
 use super::loc_rib::{BestPathChange, LocRib};
 use super::path::{Path, RouteData, Source};
 use super::prefix::IpPrefix;
+use super::retention::{Retention, StaleClock, slot};
 
 /// A route's identity within one peer's Adj-RIB-In.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -224,17 +227,11 @@ pub struct AdjRibIn {
     /// Routes kept through the peer's restart or a refresh, not yet
     /// announced again: rare, so a set beside the tables.
     stale: Set<RouteKey>,
-    stale_deadline: Option<Instant>,
+    /// When each family's stale routes go, or turn long-lived.
+    clock: StaleClock,
     /// Routes per family (IPv4, IPv6 unicast) as received, accepted or
     /// not, so a max-prefix check costs nothing.
     counts: [usize; 2],
-}
-
-const fn slot(family: Family) -> usize {
-    match family {
-        Family::Ipv4Unicast => 0,
-        Family::Ipv6Unicast => 1,
-    }
 }
 
 impl AdjRibIn {
@@ -393,23 +390,18 @@ impl AdjRibIn {
     /// Removes every route (the session went down without graceful
     /// restart); returns the best-path changes.
     pub(super) fn clear(&mut self, to: &mut Target<'_>) -> Vec<BestPathChange> {
-        self.stale_deadline = None;
+        self.clock.clear();
         self.counts = [0; 2];
         self.stale = Set::default();
         self.filtered = Map::default();
         to.loc_rib.remove_of(to.source, |_| true, to.igp)
     }
 
-    /// The peer is restarting (RFC 4724 §4.2): routes of the families in
-    /// `keep` (those whose forwarding state it preserved) are marked stale
-    /// and kept until `deadline`; the others are removed. Returns the
-    /// best-path changes.
-    pub(super) fn mark_stale(
-        &mut self,
-        keep: Families,
-        deadline: Instant,
-        to: &mut Target<'_>,
-    ) -> Vec<BestPathChange> {
+    /// The peer is restarting (RFC 4724 §4.2, RFC 9494 §4.2): routes of
+    /// the families `r` keeps are marked stale and kept for its periods;
+    /// the others are removed. Returns the best-path changes.
+    pub(super) fn mark_stale(&mut self, r: &Retention, to: &mut Target<'_>) -> Vec<BestPathChange> {
+        let keep = r.kept();
         let kept = |k: &RouteKey| keep.contains(k.prefix.family());
         self.stale = self.keys(to.loc_rib, to.source, keep).into_iter().collect();
         self.filtered.retain(|k, _| kept(k));
@@ -419,7 +411,7 @@ impl AdjRibIn {
                 *n = 0;
             }
         }
-        self.stale_deadline = Some(deadline);
+        self.clock.retain(r);
         to.loc_rib.remove_of(to.source, |k| !kept(k), to.igp)
     }
 
@@ -435,21 +427,48 @@ impl AdjRibIn {
     ) {
         let keys = self.keys(loc_rib, source, Families::of(&[family]));
         self.stale.extend(keys);
-        self.stale_deadline = Some(self.stale_deadline.map_or(deadline, |d| d.min(deadline)));
+        self.clock.refresh(family, deadline);
     }
 
-    /// Moves the stale deadline (for example to a stale-path timer once
-    /// the session is back, RFC 4724 §4.2).
-    pub(super) fn set_stale_deadline(&mut self, deadline: Instant) {
-        if self.stale_deadline.is_some() {
-            self.stale_deadline = Some(deadline);
-        }
+    /// The peer is back (RFC 4724 §4.2): what is still stale waits for
+    /// its End-of-RIB until `deadline` (the stale-path timer), and no
+    /// longer turns long-lived.
+    pub(super) fn restarted(&mut self, deadline: Instant) {
+        self.clock.restarted(deadline);
     }
 
-    /// When [`Rib::expire`](super::Rib::expire) will flush stale routes,
-    /// if any are kept.
+    /// When [`Rib::expire`](super::Rib::expire) will next flush stale
+    /// routes or turn them long-lived, if any are kept.
     pub fn stale_deadline(&self) -> Option<Instant> {
-        self.stale_deadline
+        self.clock.earliest()
+    }
+
+    /// The families whose stale routes are long-lived stale now (RFC
+    /// 9494 §4.2).
+    pub fn long_lived(&self) -> Families {
+        self.clock.long_lived()
+    }
+
+    /// The families whose graceful-restart period is over at `now` and
+    /// whose stale routes turn long-lived; the caller marks them.
+    pub(super) fn turn_long_lived(&mut self, now: Instant) -> Families {
+        self.clock.turn_long_lived(now)
+    }
+
+    /// The stale routes of `family`, as received.
+    pub(super) fn stale_routes(
+        &self,
+        loc_rib: &LocRib,
+        source: &Source,
+        family: Family,
+    ) -> Vec<(RouteKey, Arc<RouteData>)> {
+        if self.stale.is_empty() {
+            return Vec::new();
+        }
+        self.walk(loc_rib, source)
+            .filter(|(k, _)| k.prefix.family() == family && self.stale.contains(k))
+            .map(|(k, data)| (k, Arc::clone(data)))
+            .collect()
     }
 
     /// Whether the route for `key` is stale (kept, not announced again).
@@ -470,23 +489,19 @@ impl AdjRibIn {
         to: &mut Target<'_>,
     ) -> Vec<BestPathChange> {
         let changes = self.flush(|k| k.prefix.family() == family, to);
-        if self.stale.is_empty() {
-            self.stale_deadline = None;
-        }
+        self.clock.done(family);
         changes
     }
 
-    /// If `now` is at or past the stale deadline, removes every stale
-    /// route (the restart time or stale timer expired); returns the
-    /// best-path changes.
+    /// Removes the stale routes of every family whose deadline is at or
+    /// before `now` (its restart time, long-lived stale time or stale
+    /// timer expired); returns the best-path changes.
     pub(super) fn expire(&mut self, now: Instant, to: &mut Target<'_>) -> Vec<BestPathChange> {
-        match self.stale_deadline {
-            Some(d) if now >= d => {
-                self.stale_deadline = None;
-                self.flush(|_| true, to)
-            }
-            _ => Vec::new(),
+        let gone = self.clock.expired(now);
+        if gone == Families::NONE {
+            return Vec::new();
         }
+        self.flush(|k| gone.contains(k.prefix.family()), to)
     }
 
     fn flush(
@@ -500,8 +515,10 @@ impl AdjRibIn {
             .filter_map(|k| self.withdraw(k, to))
             .collect();
         if self.stale.is_empty() {
-            // Give back what a whole table's marks took.
+            // Give back what a whole table's marks took; nothing is left
+            // to wait for in any family.
             self.stale = Set::default();
+            self.clock.clear();
         }
         changes
     }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::wire::{
-    Context, Families, Family, NextHop, PathAttributes, RouteRefreshSubtype, Update,
+    Community, Context, Families, Family, NextHop, PathAttributes, RouteRefreshSubtype, Update,
 };
 
 use super::RibError;
@@ -36,13 +36,14 @@ use super::adj_rib_in::{AdjRibIn, Imported, Received, Route, RouteKey, Target};
 use super::adj_rib_out::{AdjRibOut, Advert};
 use super::decision::{IgpCost, ZeroCost};
 use super::export::{LocalConfig, PeerConfig};
-use super::export::{export, ibgp_split_horizon, import};
+use super::export::{export, ibgp_split_horizon, import, withheld_long_lived};
 use super::generate::{Outbound, build};
 use super::intern::{AttrSet, Interner};
 use super::loc_rib::{BestPathChange, LocRib};
 use super::max_prefix::MaxPrefixExceeded;
 use super::path::{Path, PeerKind, RouteData, Source};
 use super::prefix::IpPrefix;
+use super::retention::Retention;
 
 /// One configured peer's state.
 #[derive(Debug)]
@@ -53,6 +54,10 @@ struct Peer {
     up: bool,
     /// Families negotiated on the current session.
     families: Families,
+    /// Families the peer announced long-lived graceful restart for on
+    /// the current session (RFC 9494 §3): only these are sent routes
+    /// that carry LLGR_STALE.
+    long_lived: Families,
     /// Families whose End-of-RIB is still to be sent after the initial
     /// table.
     eor_due: Families,
@@ -193,6 +198,7 @@ impl Rib {
                     source,
                     up: false,
                     families: Families::NONE,
+                    long_lived: Families::NONE,
                     eor_due: Families::NONE,
                     refresh_due: Families::NONE,
                     adj_in: AdjRibIn::default(),
@@ -226,13 +232,16 @@ impl Rib {
     }
 
     /// The peer's session is Established with BGP Identifier `router_id`
-    /// and the negotiated `families`: the whole Loc-RIB is offered to its
-    /// Adj-RIB-Out, to be followed by End-of-RIB per family.
+    /// and the negotiated `families`, and announced long-lived graceful
+    /// restart for `long_lived` (RFC 9494; [`Families::NONE`] without
+    /// it): the whole Loc-RIB is offered to its Adj-RIB-Out, to be
+    /// followed by End-of-RIB per family.
     pub fn peer_up(
         &mut self,
         address: IpAddr,
         router_id: Ipv4Addr,
         families: Families,
+        long_lived: Families,
     ) -> Result<(), RibError> {
         let local = &self.local;
         // Field by field: `local` stays borrowed beside the peer.
@@ -243,6 +252,7 @@ impl Rib {
         peer.source = Arc::new(source_for(local, &peer.cfg, router_id));
         peer.up = true;
         peer.families = families;
+        peer.long_lived = long_lived;
         peer.eor_due = families;
         peer.refresh_due = Families::NONE;
         peer.adj_out.clear();
@@ -267,7 +277,7 @@ impl Rib {
         for family in Family::ALL.into_iter().filter(|f| !preserved.contains(*f)) {
             changes.extend(adj_in.end_of_rib(family, &mut to));
         }
-        adj_in.set_stale_deadline(stale_until);
+        adj_in.restarted(stale_until);
         self.propagate(&changes);
         Ok(changes)
     }
@@ -337,25 +347,76 @@ impl Rib {
         report
     }
 
-    /// The peer's session went down. With `graceful` (the peer's preserved
-    /// families and the restart deadline, RFC 4724 §4.2) its routes of
-    /// those families stay, stale; otherwise all of them go.
+    /// The peer's session went down. With `graceful` (what a helper
+    /// keeps, RFC 4724 §4.2 and RFC 9494 §4.2) its routes of the families
+    /// kept stay, stale, for their periods (a family kept only long-lived
+    /// turns long-lived at once); otherwise all of them go.
     pub fn peer_down(
         &mut self,
         address: &IpAddr,
-        graceful: Option<(Families, Instant)>,
+        graceful: Option<&Retention>,
     ) -> Result<Vec<BestPathChange>, RibError> {
         let peer = self.peer_mut(address)?;
         peer.up = false;
         peer.adj_out.clear();
         peer.over_limit = Families::NONE;
         let (adj_in, mut to) = self.inbound(address)?;
-        let changes = match graceful {
-            Some((keep, deadline)) => adj_in.mark_stale(keep, deadline, &mut to),
+        let mut changes = match graceful {
+            Some(r) => adj_in.mark_stale(r, &mut to),
             None => adj_in.clear(&mut to),
         };
+        if let Some(r) = graceful {
+            changes.extend(self.turn_long_lived(address, r.at));
+        }
         self.propagate(&changes);
         Ok(changes)
+    }
+
+    /// Marks the stale routes of the peer's families whose
+    /// graceful-restart period is over at `now` and that it asked to be
+    /// kept longer (RFC 9494 §4.2): each gets the LLGR_STALE community,
+    /// as if the peer had sent it so, which makes it lose to any other
+    /// path (§4.3, [`super::decision`]) and keeps it from peers without
+    /// LLGR ([`super::export::withheld_long_lived`]); a route that carries
+    /// NO_LLGR goes instead. Returns the best-path changes, not yet
+    /// propagated.
+    fn turn_long_lived(&mut self, address: &IpAddr, now: Instant) -> Vec<BestPathChange> {
+        let Some(peer) = self.peers.get_mut(address) else {
+            return Vec::new();
+        };
+        let turned = peer.adj_in.turn_long_lived(now);
+        let mut changes = Vec::new();
+        for family in Family::ALL.into_iter().filter(|f| turned.contains(*f)) {
+            let stale = peer
+                .adj_in
+                .stale_routes(&self.loc_rib, &peer.source, family);
+            let mut to = Target {
+                loc_rib: &mut self.loc_rib,
+                source: &peer.source,
+                igp: &*self.igp,
+            };
+            // One marked record per record the routes shared.
+            let mut marked: HashMap<*const RouteData, Arc<RouteData>> = HashMap::new();
+            for (key, data) in stale {
+                let communities = &data.attrs.communities;
+                if communities.contains(&Community::NO_LLGR) {
+                    changes.extend(peer.adj_in.withdraw(key, &mut to));
+                    continue;
+                }
+                if communities.contains(&Community::LLGR_STALE) {
+                    continue;
+                }
+                let interner = &mut self.interner;
+                let data = marked.entry(Arc::as_ptr(&data)).or_insert_with(|| {
+                    let mut attrs = PathAttributes::clone(&data.attrs);
+                    attrs.communities.push(Community::LLGR_STALE);
+                    RouteData::shared(interner.intern(attrs), data.next_hop)
+                });
+                let imported = import_route(&self.local, &peer.cfg, &mut self.interner, &key, data);
+                changes.extend(peer.adj_in.reimport(key, data, imported, &mut to));
+            }
+        }
+        changes
     }
 
     /// Applies an UPDATE from the peer (an End-of-RIB flushes that
@@ -406,9 +467,16 @@ impl Rib {
             .min()
     }
 
-    /// Flushes the stale routes whose deadline is at or before `now`.
+    /// At `now`: turns long-lived the stale routes whose
+    /// graceful-restart period is over when their peer asked for that
+    /// (RFC 9494 §4.2), and flushes the stale routes whose deadline has
+    /// passed.
     pub fn expire(&mut self, now: Instant) -> Vec<BestPathChange> {
         let mut changes = Vec::new();
+        let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for address in &addresses {
+            changes.extend(self.turn_long_lived(address, now));
+        }
         for peer in self.peers.values_mut() {
             let mut to = Target {
                 loc_rib: &mut self.loc_rib,
@@ -547,7 +615,10 @@ impl Rib {
         best: &[Path],
     ) -> Option<Advert> {
         let path = best.first()?;
-        if !peer.families.contains(prefix.family()) {
+        let family = prefix.family();
+        if !peer.families.contains(family)
+            || withheld_long_lived(path.attrs(), peer.long_lived.contains(family))
+        {
             return None;
         }
         let mut attrs = Cow::Borrowed(&**path.attrs());

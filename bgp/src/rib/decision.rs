@@ -7,23 +7,26 @@
 //!
 //! 0. next hop resolvable (§9.1.2.1): the [`IgpCost`] hook answers `None`
 //!    for a next hop it cannot reach;
-//! 1. highest LOCAL_PREF (missing: [`DecisionConfig::default_local_pref`]);
-//! 2. shortest AS_PATH (an AS_SET counts 1, confederation segments 0);
-//! 3. lowest ORIGIN (IGP < EGP < INCOMPLETE);
-//! 4. MED (§9.1.2.2 c): a path is removed when a path from the same
-//!    neighbouring AS that survived steps 0–3 has a lower MED (missing MED
+//! 1. not long-lived stale: a path with the LLGR_STALE community loses to
+//!    any path without it (RFC 9494 §4.3: "treated as the least
+//!    preferred"), before any other step, as in BIRD;
+//! 2. highest LOCAL_PREF (missing: [`DecisionConfig::default_local_pref`]);
+//! 3. shortest AS_PATH (an AS_SET counts 1, confederation segments 0);
+//! 4. lowest ORIGIN (IGP < EGP < INCOMPLETE);
+//! 5. MED (§9.1.2.2 c): a path is removed when a path from the same
+//!    neighbouring AS that survived steps 0–4 has a lower MED (missing MED
 //!    is 0); with [`DecisionConfig::always_compare_med`] the neighbouring
 //!    AS does not matter;
-//! 5. locally originated over eBGP over iBGP (d; local first is tabby's
+//! 6. locally originated over eBGP over iBGP (d; local first is tabby's
 //!    choice, as in BIRD and FRR);
-//! 6. lowest IGP cost to the next hop (e);
-//! 7. lowest BGP Identifier, the ORIGINATOR_ID when present (f; RFC 4456
+//! 7. lowest IGP cost to the next hop (e);
+//! 8. lowest BGP Identifier, the ORIGINATOR_ID when present (f; RFC 4456
 //!    §9);
-//! 8. shortest CLUSTER_LIST (RFC 4456 §9);
-//! 9. lowest peer address (g);
-//! 10. lowest ADD-PATH Path Identifier (paths from one peer).
+//! 9. shortest CLUSTER_LIST (RFC 4456 §9);
+//! 10. lowest peer address (g);
+//! 11. lowest ADD-PATH Path Identifier (paths from one peer).
 //!
-//! Step 4 is not a comparison of two paths: which paths it removes depends
+//! Step 5 is not a comparison of two paths: which paths it removes depends
 //! on which others are present. Comparing MEDs pairwise only between
 //! paths of one neighbouring AS would not be transitive (the classic MED
 //! cycle). [`Candidates`] therefore first computes, over the whole set,
@@ -34,7 +37,7 @@
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::wire::{NextHop, Origin, SegmentType};
+use crate::wire::{Community, NextHop, Origin, SegmentType};
 
 use super::path::{Path, PeerKind};
 
@@ -92,6 +95,8 @@ impl IgpCost for ZeroCost {
 pub enum Step {
     /// Next hop resolvable (§9.1.2.1).
     Resolvable,
+    /// Not long-lived stale (RFC 9494 §4.3).
+    LongLivedStale,
     /// Highest LOCAL_PREF (§9.1.2.1).
     LocalPref,
     /// Shortest AS_PATH (§9.1.2.2 a).
@@ -140,6 +145,7 @@ pub struct Selection {
 #[derive(Debug, Clone)]
 struct Facts {
     resolvable: bool,
+    long_lived_stale: bool,
     local_pref: u32,
     as_len: usize,
     origin: Origin,
@@ -186,6 +192,7 @@ impl<'a> Candidates<'a> {
                 let cost = igp.cost(&p.next_hop());
                 Facts {
                     resolvable: cost.is_some(),
+                    long_lived_stale: a.communities.contains(&Community::LLGR_STALE),
                     local_pref: a.local_pref.unwrap_or(cfg.default_local_pref),
                     as_len: a.as_path.as_ref().map_or(0, |p| p.route_len()),
                     origin: a.origin.unwrap_or(Origin::Incomplete),
@@ -205,11 +212,12 @@ impl<'a> Candidates<'a> {
                 }
             })
             .collect();
-        // Step 4 over the set: within each class of paths equal through
-        // step 3 (and from one neighbouring AS unless always-compare), only
+        // Step 5 over the set: within each class of paths equal through
+        // step 4 (and from one neighbouring AS unless always-compare), only
         // those with the class's lowest MED survive.
         let same_class = |a: &Facts, b: &Facts| {
             a.resolvable == b.resolvable
+                && a.long_lived_stale == b.long_lived_stale
                 && a.local_pref == b.local_pref
                 && a.as_len == b.as_len
                 && a.origin == b.origin
@@ -241,6 +249,10 @@ impl<'a> Candidates<'a> {
         };
         let steps = [
             (b.resolvable.cmp(&a.resolvable), Step::Resolvable),
+            (
+                a.long_lived_stale.cmp(&b.long_lived_stale),
+                Step::LongLivedStale,
+            ),
             (b.local_pref.cmp(&a.local_pref), Step::LocalPref),
             (a.as_len.cmp(&b.as_len), Step::AsPathLen),
             (a.origin.cmp(&b.origin), Step::Origin),

@@ -3,7 +3,7 @@
 //! RFC 4456 §8; RFC 8212; RFC 1997 well-known communities).
 //!
 //! Owns the per-speaker and per-peer configuration these rules need
-//! ([`LocalConfig`], [`PeerConfig`]) and two pure functions:
+//! ([`LocalConfig`], [`PeerConfig`]) and pure functions:
 //!
 //! * [`import`]: drops AS-path loops from eBGP (our AS in AS_PATH) and
 //!   reflection loops (our router id as ORIGINATOR_ID, our cluster id in
@@ -18,6 +18,8 @@
 //!   without an export policy (RFC 8212 §3); to iBGP: LOCAL_PREF 100 when
 //!   absent, next-hop-self when configured; NO_ADVERTISE and NO_EXPORT
 //!   honoured; then the export policy.
+//! * [`withheld_long_lived`]: long-lived stale routes (LLGR_STALE, RFC
+//!   9494 §4.3) only to peers that announced LLGR.
 //!
 //! Both edit the caller's attributes and next hop in place; the
 //! attributes stay borrowed ([`Cow`]) until something changes them, so
@@ -196,6 +198,16 @@ fn prepend(path: Option<&AsPath>, asn: u32) -> AsPath {
 /// says so once per peer, before a table's routes are offered.
 pub fn ibgp_split_horizon(local: &LocalConfig, target: &PeerConfig) -> bool {
     local.cluster_id.is_none() && !target.is_external(local)
+}
+
+/// Whether a path with `attrs` is kept from a peer: one that carries
+/// LLGR_STALE (a long-lived stale route, RFC 9494 §4.3) goes only to
+/// peers that announced long-lived graceful restart for its family
+/// (`peer_long_lived`). tabby does not use §4.3's option of sending them
+/// to other iBGP peers with NO_EXPORT and LOCAL_PREF 0: a Calico mesh
+/// peer without LLGR is sent a withdrawal, as BIRD does.
+pub fn withheld_long_lived(attrs: &PathAttributes, peer_long_lived: bool) -> bool {
+    !peer_long_lived && attrs.communities.contains(&Community::LLGR_STALE)
 }
 
 /// The best path for `prefix`, learned from `source`, as sent to

@@ -21,6 +21,7 @@
 //! | [`prefix`] | [`IpPrefix`], a prefix of either family |
 //! | [`path`] | [`Path`] and its [`Source`] |
 //! | [`adj_rib_in`] | routes as received, per peer (kept in the Loc-RIB unless import changed them); graceful-restart staleness (RFC 4724 §4.2) |
+//! | [`retention`] | how long a peer's stale routes are kept, per family: graceful restart (RFC 4724), long-lived (RFC 9494), refresh (RFC 7313) |
 //! | [`decision`] | the decision process (RFC 4271 §9.1.2.2, RFC 4456 §9), ECMP |
 //! | [`loc_rib`] | the best path(s) per prefix and their changes (RFC 4271 §9.1.2) |
 //! | [`policy`] | import and export filters as values |
@@ -43,6 +44,7 @@ pub mod max_prefix;
 pub mod path;
 pub mod policy;
 pub mod prefix;
+pub mod retention;
 mod slot_index;
 
 pub use adj_rib_in::{AdjRibIn, Route, RouteKey};
@@ -57,6 +59,7 @@ pub use max_prefix::{MaxPrefix, MaxPrefixAction, MaxPrefixExceeded};
 pub use path::{Path, PeerKind, RouteData, Source};
 pub use policy::{Disposition, Match, Modify, Policy, PrefixRange, PrefixSet, Rule};
 pub use prefix::IpPrefix;
+pub use retention::{Kept, Retention};
 
 use std::net::IpAddr;
 

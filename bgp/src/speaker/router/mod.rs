@@ -22,8 +22,12 @@
 //!   ([`Rib::peer_restarted`](crate::rib::Rib::peer_restarted)).
 //! * **Down**: its routes go, unless it announced graceful restart and the
 //!   connection was lost: then they stay, stale, for its Restart Time
-//!   ([`crate::session::graceful::helper_keeps`], RFC 4724 §4.2); the
-//!   deadline is driven through [`Rib::expire`](crate::rib::Rib::expire).
+//!   ([`crate::session::graceful::helper_keeps`], RFC 4724 §4.2), and if
+//!   it announced long-lived graceful restart, then for its Long-lived
+//!   Stale Time (at most [`RouterConfig::long_lived_max`]) as long-lived
+//!   stale routes: marked LLGR_STALE, least preferred, sent only to
+//!   peers that announced LLGR (RFC 9494 §4); the deadlines are driven
+//!   through [`Rib::expire`](crate::rib::Rib::expire).
 //! * **UPDATE**: into its Adj-RIB-In and the decision process
 //!   ([`Rib::receive`](crate::rib::Rib::receive)); then the max-prefix
 //!   check (RFC 4486 §4), which either reports or closes the session with
@@ -68,17 +72,24 @@ pub struct RouterConfig {
     /// once its session is back (FRR's `stale-path-time`, 360 s); also the
     /// bound on waiting for an EoRR after a peer's BoRR (RFC 7313 §4).
     pub stale_path_time: Duration,
+    /// The longest a peer's routes are kept long-lived stale after its
+    /// restart time (RFC 9494 §4.2: its Long-lived Stale Time, at most
+    /// this; BIRD's `long lived stale time` default, one hour). Zero:
+    /// never.
+    pub long_lived_max: Duration,
     /// How many router events a slow subscriber may fall behind by.
     pub event_buffer: usize,
 }
 
 impl RouterConfig {
-    /// Defaults for `local`: 20 ms coalescing, stale-path time 360 s.
+    /// Defaults for `local`: 20 ms coalescing, stale-path time 360 s,
+    /// long-lived stale routes kept up to an hour.
     pub fn new(local: LocalConfig) -> Self {
         Self {
             local,
             coalesce: Duration::from_millis(20),
             stale_path_time: Duration::from_secs(360),
+            long_lived_max: Duration::from_secs(3600),
             event_buffer: 1024,
         }
     }

@@ -17,7 +17,7 @@ use super::{PeerRoutes, RoutedPeer, RouterCommand, RouterConfig, RouterError, Ro
 use crate::rib::{BestPathChange, MaxPrefixAction, Rib};
 use crate::session::{Negotiated, graceful};
 use crate::speaker::{PeerConfig as SessionPeer, SessionEvent, SpeakerHandle};
-use crate::wire::{Family, Message, RouteRefreshSubtype};
+use crate::wire::{Families, Family, Message, RouteRefreshSubtype};
 
 /// The task's state.
 pub(super) struct RouterTask {
@@ -32,7 +32,8 @@ pub(super) struct RouterTask {
     sessions: HashMap<IpAddr, (Negotiated, u64)>,
     /// Up events seen per managed peer.
     ups: HashMap<IpAddr, u64>,
-    /// Peers whose routes we keep, stale, through their restart.
+    /// Peers whose routes we keep, stale, through their restart, and
+    /// since when.
     helping: HashMap<IpAddr, Instant>,
     /// When the Adj-RIBs-Out are flushed next.
     flush_at: Option<Instant>,
@@ -285,16 +286,27 @@ impl RouterTask {
     async fn session_event(&mut self, ev: SessionEvent) {
         match ev {
             SessionEvent::Up { peer, negotiated } if self.peers.contains_key(&peer) => {
+                // Which families were kept long-lived is asked before the
+                // session is up again.
+                let long_lived_now = self
+                    .rib
+                    .adj_rib_in(&peer)
+                    .map_or(Families::NONE, |a| a.long_lived());
                 if self
                     .rib
-                    .peer_up(peer, negotiated.peer_id, negotiated.families)
+                    .peer_up(
+                        peer,
+                        negotiated.peer_id,
+                        negotiated.families,
+                        graceful::long_lived(&negotiated),
+                    )
                     .is_err()
                 {
                     return;
                 }
                 if self.helping.remove(&peer).is_some() {
                     let until = Instant::now() + self.config.stale_path_time;
-                    let preserved = graceful::preserved(&negotiated);
+                    let preserved = graceful::preserved(&negotiated, long_lived_now);
                     if let Ok(changes) = self.rib.peer_restarted(&peer, preserved, until) {
                         self.publish(changes);
                     }
@@ -312,16 +324,21 @@ impl RouterTask {
                 let Some((negotiated, _)) = self.sessions.remove(&peer) else {
                     return;
                 };
-                let keep = graceful::helper_keeps(&negotiated, &reason, Instant::now());
-                match keep {
-                    Some((_, until)) => {
-                        self.helping.insert(peer, until);
+                let keep = graceful::helper_keeps(
+                    &negotiated,
+                    &reason,
+                    Instant::now(),
+                    self.config.long_lived_max,
+                );
+                match &keep {
+                    Some(r) => {
+                        self.helping.insert(peer, r.at);
                     }
                     None => {
                         self.helping.remove(&peer);
                     }
                 }
-                if let Ok(changes) = self.rib.peer_down(&peer, keep) {
+                if let Ok(changes) = self.rib.peer_down(&peer, keep.as_ref()) {
                     self.publish(changes);
                 }
             }
