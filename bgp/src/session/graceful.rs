@@ -21,31 +21,29 @@ use super::state::DownReason;
 /// announced the capability beside graceful restart: one without the
 /// other is ignored (§4.1: LLGR rides on graceful restart, BIRD refuses
 /// to configure it alone).
-fn long_lived_of(negotiated: &Negotiated) -> &[LongLivedGracefulRestartFamily] {
-    negotiated.peer_graceful_restart.as_ref().map_or(&[], |_| {
-        negotiated
-            .peer_open
-            .capabilities
-            .iter()
-            .find_map(|c| match c {
-                Capability::LongLivedGracefulRestart(f) => Some(f.as_slice()),
-                _ => None,
-            })
-            .unwrap_or(&[])
-    })
+fn long_lived_of(negotiated: &Negotiated) -> Option<&[LongLivedGracefulRestartFamily]> {
+    negotiated.peer_graceful_restart.as_ref()?;
+    negotiated
+        .peer_open
+        .capabilities
+        .iter()
+        .find_map(|c| match c {
+            Capability::LongLivedGracefulRestart(f) => Some(f.as_slice()),
+            _ => None,
+        })
 }
 
-/// The families the peer announced long-lived graceful restart for: it
-/// understands LLGR_STALE there and may be sent long-lived stale routes
-/// ([`crate::rib::Rib::peer_up`]).
+/// The families the peer may be sent long-lived stale routes for
+/// ([`crate::rib::Rib::peer_up`]): every family of the session if it
+/// announced the long-lived capability at all (RFC 9494 §4.3 asks
+/// whether the capability was received, not for which families; a
+/// helper-only speaker, as BIRD's `long lived graceful restart aware`,
+/// lists none), none otherwise.
 pub fn long_lived(negotiated: &Negotiated) -> Families {
-    let mut set = Families::NONE;
-    for f in long_lived_of(negotiated) {
-        if let Some(family) = Family::from_afi_safi(f.afi, f.safi) {
-            set.insert(family);
-        }
+    match long_lived_of(negotiated) {
+        Some(_) => negotiated.families,
+        None => Families::NONE,
     }
-    set
 }
 
 /// What to keep, stale, and for how long, after a session that
@@ -83,7 +81,7 @@ pub fn helper_keeps(
             });
         }
     }
-    for f in long_lived_of(negotiated) {
+    for f in long_lived_of(negotiated).unwrap_or(&[]) {
         let Some(family) = Family::from_afi_safi(f.afi, f.safi) else {
             continue;
         };
@@ -124,6 +122,7 @@ pub fn preserved(negotiated: &Negotiated, long_lived: Families) -> Families {
         }
     }
     for f in long_lived_of(negotiated)
+        .unwrap_or(&[])
         .iter()
         .filter(|f| f.forwarding_state)
     {
@@ -252,7 +251,12 @@ mod tests {
                 kept(Family::Ipv6Unicast, 0, 600)
             ]
         );
-        assert_eq!(long_lived(&n), Families::of(&Family::ALL));
+        // Sent long-lived stale routes for the session's families (IPv4).
+        assert_eq!(long_lived(&n), n.families);
+        assert_eq!(
+            long_lived(&negotiated_with(Some((120, false)), &[])),
+            Families::NONE
+        );
         // A helper that allows none keeps graceful restart alone.
         let r = helper_keeps(&n, &DownReason::ConnectionLost, now, Duration::ZERO).unwrap();
         assert_eq!(r.families, vec![kept(Family::Ipv4Unicast, 120, 0)]);
