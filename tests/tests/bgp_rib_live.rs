@@ -3,8 +3,9 @@
 //! their attributes, routes tabby originates appear in each daemon's own
 //! table (read with its CLI), withdrawals propagate both ways, eBGP
 //! export prepends tabby's AS and rewrites NEXT_HOP, FRR's `clear bgp ...
-//! soft in` (ROUTE-REFRESH) makes tabby send its table again, and FRR
-//! sending more than tabby's max-prefix limit gets Cease 6/1.
+//! soft in` (ROUTE-REFRESH) makes tabby send its table again, FRR
+//! sending more than tabby's max-prefix limit gets Cease 6/1, and BIRD
+//! helps tabby through graceful and long-lived graceful restart.
 //!
 //! Each test builds one switch with the daemon's node (10.200.0.1) and
 //! tabby's (10.200.0.4); the daemon waits passively for tabby.
@@ -21,7 +22,9 @@ use bgp::rib::{
 use bgp::session::{SessionConfig, State};
 use bgp::speaker::SpeakerConfig;
 use bgp::speaker::router::{RoutedPeer, RouterEvent};
-use bgp::wire::capability::{GracefulRestart, GracefulRestartFamily};
+use bgp::wire::capability::{
+    GracefulRestart, GracefulRestartFamily, LongLivedGracefulRestartFamily,
+};
 use bgp::wire::{Afi, Safi};
 use bgp::wire::{AsPath, Capability, Community, Family, NextHop, Origin, PathAttributes};
 use harness::bgp_lab::{self, Nodes, TABBY};
@@ -409,6 +412,67 @@ fn bird_keeps_our_routes_while_tabby_restarts_gracefully() {
         o.contains("via 10.200.0.4")
     });
     assert!(after.contains("BGP.med: 7"), "{after}");
+}
+
+/// tabby down past its 1 s restart time: BIRD keeps its route as a
+/// long-lived stale one (RFC 9494, tabby's Long-lived Stale Time 60 s),
+/// marked LLGR_STALE, until tabby is back and sends it again.
+#[test]
+fn bird_keeps_our_routes_long_lived_past_our_restart_time() {
+    if !require_live(
+        "bird_keeps_our_routes_long_lived_past_our_restart_time",
+        &["bird", "birdc"],
+    ) {
+        return;
+    }
+    let lab = lab("ribllgr");
+    let bird = Bird::start(lab.daemon_ns(), &bird_gr_config(&["172.31.1.0/24"])).unwrap();
+    let ours = |t: &SpeakerInNs| originate(t, "172.30.4.0/24", TABBY);
+    let long_lived = |restart_state: bool| {
+        move |s: &mut SessionConfig| {
+            s.capabilities.extend([
+                Capability::GracefulRestart(GracefulRestart {
+                    restart_state,
+                    notification: false,
+                    restart_time: 1,
+                    families: vec![GracefulRestartFamily {
+                        afi: Afi::IPV4,
+                        safi: Safi::UNICAST,
+                        forwarding_state: true,
+                    }],
+                }),
+                Capability::LongLivedGracefulRestart(vec![LongLivedGracefulRestartFamily {
+                    afi: Afi::IPV4,
+                    safi: Safi::UNICAST,
+                    forwarding_state: true,
+                    stale_time: 60,
+                }]),
+            ]);
+        }
+    };
+    let (t, _events) = tabby_with(&lab, AS, AS, long_lived(false), |_| {}, ours);
+    wait_up(&t);
+    let show = || bird.birdc("show route 172.30.4.0/24 all");
+    wait_output("tabby's route in BIRD", show, |o| {
+        o.contains("via 10.200.0.4")
+    });
+
+    // tabby's speaker dies without a NOTIFICATION; a second later its
+    // restart time is over and BIRD keeps the route long-lived.
+    t.crash();
+    let kept = wait_output("BIRD to keep tabby's route long-lived stale", show, |o| {
+        o.contains("via 10.200.0.4") && o.contains("(65535,6)")
+    });
+    assert!(kept.contains("BGP.med: 7"), "{kept}");
+    let proto = bird.birdc("show protocols all tabby").unwrap();
+    assert!(!proto.contains("Established"), "{proto}");
+
+    // Back with the R bit: the route is fresh, no longer marked.
+    let (t, _events) = tabby_with(&lab, AS, AS, long_lived(true), |_| {}, ours);
+    wait_up(&t);
+    wait_output("tabby's route fresh in BIRD", show, |o| {
+        o.contains("via 10.200.0.4") && !o.contains("(65535,6)")
+    });
 }
 
 // --- GoBGP ------------------------------------------------------------
