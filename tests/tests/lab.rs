@@ -359,6 +359,115 @@ fn sigkill_and_restart_of_an_agent_loses_no_ping() {
 }
 
 #[test]
+fn an_agent_down_past_its_restart_time_keeps_its_routes_long_lived_and_its_pods_reachable() {
+    if !require_live(
+        "an_agent_down_past_its_restart_time_keeps_its_routes_long_lived_and_its_pods_reachable",
+        &["ip", "ping", "etcd"],
+    ) {
+        return;
+    }
+    // A 2 s restart time, then 60 s long-lived (RFC 9494).
+    let opts = LabOptions {
+        extra_env: vec![
+            ("TABBY_BGP_RESTART_TIME".into(), "2".into()),
+            ("TABBY_BGP_LLGR_STALE_TIME".into(), "60".into()),
+        ],
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start("llgr", opts).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    let target = lab.add_pod(0, "n1a").unwrap();
+    lab.add_pod(1, "n2a").unwrap();
+    wait_until("n2a reaches n1a", Duration::from_secs(30), || {
+        Ok(ping_count(&lab.nodes[1].pods[0].ns, target, 1) == (1, 1))
+    })
+    .unwrap();
+    let block = match target {
+        std::net::IpAddr::V4(a) => ipnet::Ipv4Net::new(a, 26).unwrap().trunc().to_string(),
+        _ => unreachable!(),
+    };
+    let n1 = lab.nodes[0].address.to_string();
+
+    // n1's agent dies and stays down well past its 2 s: n2 keeps its
+    // routes, long-lived stale, and says so in `routectl peers`; n1's
+    // kernel still forwards, so its pod stays reachable.
+    lab.stop_agent(0, true);
+    let mut last = String::new();
+    let kept = wait_until(
+        "n2 to keep n1's routes long-lived",
+        Duration::from_secs(30),
+        || {
+            last = lab.routectl(1, &["peers"])?;
+            Ok(last
+                .lines()
+                .any(|l| l.contains(&n1) && l.contains("stale routes (long-lived)")))
+        },
+    );
+    assert!(kept.is_ok(), "{kept:?}; routectl peers on n2:\n{last}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !lab.nodes[1]
+            .ns
+            .ip(&["route", "show", &block])
+            .unwrap()
+            .trim()
+            .is_empty(),
+        "n1's block still routed on n2"
+    );
+    assert_eq!(ping_count(&lab.nodes[1].pods[0].ns, target, 5), (5, 5));
+
+    // Back: fresh routes, nothing kept stale any more.
+    lab.restart_agent(0).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    wait_until(
+        "n2 to stop keeping stale routes",
+        Duration::from_secs(30),
+        || Ok(!lab.routectl(1, &["peers"])?.contains("stale routes")),
+    )
+    .unwrap();
+    assert_eq!(ping_count(&lab.nodes[1].pods[0].ns, target, 5), (5, 5));
+}
+
+/// The control case of the test above: without long-lived graceful
+/// restart, n1's routes leave n2 once the 2 s restart time is over.
+#[test]
+fn without_long_lived_restart_an_agents_routes_leave_after_its_restart_time() {
+    if !require_live(
+        "without_long_lived_restart_an_agents_routes_leave_after_its_restart_time",
+        &["ip", "etcd"],
+    ) {
+        return;
+    }
+    let opts = LabOptions {
+        extra_env: vec![
+            ("TABBY_BGP_RESTART_TIME".into(), "2".into()),
+            ("TABBY_BGP_LLGR_STALE_TIME".into(), "0".into()),
+        ],
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start("nollgr", opts).unwrap();
+    lab.wait_mesh(Duration::from_secs(60)).unwrap();
+    let target = lab.add_pod(0, "n1a").unwrap();
+    let block = match target {
+        std::net::IpAddr::V4(a) => ipnet::Ipv4Net::new(a, 26).unwrap().trunc().to_string(),
+        _ => unreachable!(),
+    };
+    let routed = |lab: &Lab| -> anyhow::Result<bool> {
+        Ok(!lab.nodes[1]
+            .ns
+            .ip(&["route", "show", &block])?
+            .trim()
+            .is_empty())
+    };
+    wait_until("n1's block on n2", Duration::from_secs(30), || routed(&lab)).unwrap();
+    lab.stop_agent(0, true);
+    wait_until("n1's block gone from n2", Duration::from_secs(30), || {
+        Ok(!routed(&lab)?)
+    })
+    .unwrap();
+}
+
+#[test]
 fn a_fourth_node_joins_live_and_a_dead_nodes_routes_leave_within_the_hold_time() {
     if !require_live(
         "a_fourth_node_joins_live_and_a_dead_nodes_routes_leave_within_the_hold_time",

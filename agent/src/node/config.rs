@@ -94,9 +94,16 @@ pub struct NodeConfig {
     #[arg(long, env = "TABBY_BGP_HOLD_TIME", default_value_t = 90)]
     pub bgp_hold_time: u16,
 
+    /// Graceful restart (RFC 4724) Restart Time in seconds, 0 to 4095:
+    /// how long peers keep this agent's routes while it restarts (BIRD's
+    /// `graceful restart time`; Calico's BIRD announces 120).
+    #[arg(long, env = "TABBY_BGP_RESTART_TIME", default_value_t = 120,
+          value_parser = clap::value_parser!(u16).range(0..=4095))]
+    pub bgp_restart_time: u16,
+
     /// Long-lived graceful restart (RFC 9494) stale time in seconds: what
     /// this agent announces (peers keep its routes that long after the
-    /// 120 s restart time, least preferred) and the longest it keeps a
+    /// restart time, least preferred) and the longest it keeps a
     /// peer's routes after that peer's restart time. 0 turns it off (as
     /// Calico's BIRD); at most 16777215 (24 bits).
     #[arg(long, env = "TABBY_BGP_LLGR_STALE_TIME", default_value_t = 3600,

@@ -35,8 +35,10 @@ use crate::dataplane::workload::is_workload_interface;
 /// coalescing window of a burst).
 const UPDATE_ROUND_DELAY: Duration = Duration::from_millis(50);
 /// How long a peer's routes stay stale after its BoRR if no EoRR comes
-/// (RFC 7313 §4 lets the receiver bound the wait; FRR's stale-path-time).
-const REFRESH_STALE_TIME: Duration = Duration::from_secs(360);
+/// (RFC 7313 §4 lets the receiver bound the wait), or after its session
+/// is back from a restart we helped with if no End-of-RIB comes (RFC 4724
+/// §4.2): FRR's stale-path-time.
+const STALE_PATH_TIME: Duration = Duration::from_secs(360);
 /// Calico's default AS for nodes and the cluster.
 const DEFAULT_ASN: u32 = 64512;
 
@@ -399,6 +401,16 @@ impl Daemon {
                     negotiated.families,
                     bgp::session::graceful::long_lived(&negotiated),
                 )?;
+                // Back from a restart we helped with (RFC 4724 §4.2, RFC
+                // 9494 §4.2): what it no longer preserves goes now, the
+                // rest waits for its End-of-RIB, at most the stale-path
+                // time, and no longer turns long-lived.
+                if let Some(adj) = self.rib.adj_rib_in(&peer).filter(|a| a.stale_count() > 0) {
+                    let preserved =
+                        bgp::session::graceful::preserved(&negotiated, adj.long_lived());
+                    let until = std::time::Instant::now() + STALE_PATH_TIME;
+                    self.rib.peer_restarted(&peer, preserved, until)?;
+                }
                 self.sessions.insert(peer, *negotiated);
                 self.eor_received.remove(&peer);
                 // The table (and End-of-RIB) goes out from the next round,
@@ -438,7 +450,7 @@ impl Daemon {
                         self.flush(peer).await?;
                     } else {
                         // The peer's BoRR / EoRR (RFC 7313 §4).
-                        let until = std::time::Instant::now() + REFRESH_STALE_TIME;
+                        let until = std::time::Instant::now() + STALE_PATH_TIME;
                         self.rib.refresh_marker(&peer, family, rr.subtype, until)?;
                     }
                 }
@@ -496,6 +508,7 @@ impl Daemon {
                 hold_time: self.cfg.bgp_hold_time,
                 bgp_port: self.cfg.bgp_port,
                 restarting: self.restarted && self.converging_until.is_some(),
+                restart_time: self.cfg.bgp_restart_time,
                 llgr_stale_time: self.cfg.bgp_llgr_stale_time,
             },
             p,
@@ -783,6 +796,18 @@ impl Daemon {
         )
     }
 
+    /// While we help a restarting peer: how many of its routes we keep,
+    /// and whether they are long-lived stale now (RFC 9494).
+    fn kept_stale(&self, addr: &IpAddr) -> Option<String> {
+        let adj = self.rib.adj_rib_in(addr).filter(|a| a.stale_count() > 0)?;
+        let long = if adj.long_lived() == bgp::wire::Families::NONE {
+            ""
+        } else {
+            " (long-lived)"
+        };
+        Some(format!("keeping {} stale routes{long}", adj.stale_count()))
+    }
+
     fn refresh_view(&self, statuses: &[PeerStatus], routes: &RouteSet) {
         let peers = statuses
             .iter()
@@ -793,8 +818,11 @@ impl Daemon {
                 since_secs: s.since.as_secs(),
                 info: match (&s.negotiated, &s.last_error) {
                     (Some(n), _) => format!("hold {}s, AS {}", n.hold_time.as_secs(), n.peer_as),
-                    (None, Some(e)) => e.clone(),
-                    (None, None) => String::new(),
+                    (None, e) => [e.clone(), self.kept_stale(&s.address)]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 },
                 prefixes_received: self.prefix_counts(&s.address).0,
                 prefixes_sent: self.prefix_counts(&s.address).1,

@@ -31,9 +31,6 @@ use ipnet::IpNet;
 
 use super::cluster::{MeshPeer, NodeInfo, PeerType};
 
-/// How long peers keep our routes while this agent restarts (RFC 4724
-/// Restart Time), seconds.
-pub const GR_RESTART_TIME: u16 = 120;
 /// How long a session closed for exceeding BGPPeer `maxPrefix` stays down.
 pub const MAX_PREFIX_RESTART: Duration = Duration::from_secs(30);
 
@@ -48,6 +45,8 @@ pub struct Local<'a> {
     /// Converging after a restart that left routes in the kernel: the R
     /// bit of graceful restart.
     pub restarting: bool,
+    /// Restart Time we announce (RFC 4724 §3), seconds.
+    pub restart_time: u16,
     /// Long-lived Stale Time we announce (RFC 9494 §3), seconds; 0: no
     /// long-lived graceful restart capability.
     pub llgr_stale_time: u32,
@@ -96,7 +95,7 @@ pub fn session(local: &Local<'_>, p: &MeshPeer) -> PeerConfig {
             // keep our stale routes until our End-of-RIB.
             restart_state: local.restarting,
             notification: false,
-            restart_time: GR_RESTART_TIME,
+            restart_time: local.restart_time,
             families,
         }));
     let mut cfg = PeerConfig::new(p.address, session);
@@ -192,6 +191,7 @@ mod tests {
             hold_time: 9,
             bgp_port: 1179,
             restarting: true,
+            restart_time: 120,
             llgr_stale_time: 3600,
         };
         let cfg = session(&local, &tor("10.200.0.50"));
@@ -208,6 +208,7 @@ mod tests {
             })
             .unwrap();
         assert!(gr.restart_state);
+        assert_eq!(gr.restart_time, 120);
         assert_eq!(gr.families.len(), 2);
         assert!(gr.families.iter().all(|f| f.forwarding_state));
         let llgr = caps
