@@ -325,3 +325,75 @@ fn routes_received_long_lived_stale_lose_and_reach_only_llgr_peers() {
     assert_eq!(best_from(&rib, "203.0.113.0/24"), Some((s(), false)));
     assert_eq!(sent(&mut rib, b()).0, vec![(v4("203.0.113.0/24"), vec![])]);
 }
+
+#[test]
+fn a_peer_down_again_before_its_end_of_rib_is_long_lived_at_once_for_what_was_left() {
+    let mut rib = rib();
+    table(&mut rib);
+    let t0 = Instant::now();
+    rib.peer_down(&s(), Some(&long_lived(t0, RESTART))).unwrap();
+    rib.expire(t0 + RESTART);
+    let back = t0 + RESTART + Duration::from_secs(100);
+    rib.peer_up(
+        s(),
+        Ipv4Addr::new(10, 0, 1, 2),
+        Families::of(&Family::ALL),
+        Families::of(&Family::ALL),
+    )
+    .unwrap();
+    let stale_path = back + Duration::from_secs(360);
+    rib.peer_restarted(&s(), Families::of(&[Family::Ipv4Unicast]), stale_path)
+        .unwrap();
+    // It sends one new route, then goes down again before End-of-RIB.
+    rib.receive(
+        &s(),
+        &announce(&["192.0.2.128/25"], attrs(&[65001], "198.51.100.1", &[])),
+    )
+    .unwrap();
+    let down = back + Duration::from_secs(5);
+    rib.peer_down(&s(), Some(&long_lived(down, RESTART)))
+        .unwrap();
+    // No new 120 s of graceful restart: marked at once, and kept no
+    // longer than the stale-path time it was given when it came back.
+    assert_eq!(best_from(&rib, "192.0.2.128/25"), Some((s(), true)));
+    assert_eq!(best_from(&rib, "203.0.113.0/24"), Some((s(), true)));
+    assert_eq!(rib.next_deadline(), Some(stale_path));
+    rib.expire(stale_path);
+    assert_eq!(best_from(&rib, "192.0.2.128/25"), None);
+    assert_eq!(best_from(&rib, "203.0.113.0/24"), None);
+    assert_eq!(rib.next_deadline(), None);
+}
+
+#[test]
+fn a_refresh_on_a_session_back_from_a_restart_never_turns_long_lived() {
+    let mut rib = rib();
+    let t0 = Instant::now();
+    // S had no routes when it went down: nothing is kept, nothing waits.
+    rib.peer_down(&s(), Some(&long_lived(t0, RESTART))).unwrap();
+    assert_eq!(rib.next_deadline(), None);
+    rib.peer_up(
+        s(),
+        Ipv4Addr::new(10, 0, 1, 2),
+        Families::of(&Family::ALL),
+        Families::of(&Family::ALL),
+    )
+    .unwrap();
+    rib.receive(
+        &s(),
+        &announce(&["203.0.113.0/24"], attrs(&[65001], "198.51.100.1", &[])),
+    )
+    .unwrap();
+    // A BoRR before its End-of-RIB: its routes wait for the EoRR (360 s
+    // at most), and do not turn long-lived when the restart time ends.
+    rib.refresh_marker(
+        &s(),
+        Family::Ipv4Unicast,
+        RouteRefreshSubtype::BeginningOfRouteRefresh,
+        t0 + Duration::from_secs(360),
+    )
+    .unwrap();
+    assert!(rib.expire(t0 + RESTART).is_empty());
+    assert_eq!(best_from(&rib, "203.0.113.0/24"), Some((s(), false)));
+    assert_eq!(rib.adj_rib_in(&s()).unwrap().long_lived(), Families::NONE);
+    assert_eq!(rib.next_deadline(), Some(t0 + Duration::from_secs(360)));
+}

@@ -212,6 +212,13 @@ fn bird_down_past_its_restart_time_stays_long_lived_stale_for_llgr_peers_only() 
         Ok(t.peer(IpAddr::V4(ORIGIN))?.state != State::Established)
     })
     .unwrap();
+    // Graceful restart first: stale, still unmarked (its 2 s).
+    let kept = t
+        .block_on(t.router().peer_routes(IpAddr::V4(ORIGIN)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.stale, 2, "{kept:?}");
+    assert!(best(&t, KEPT).is_some_and(|p| !stale_mark(&p)));
     wait_until("the origin's route to turn long-lived stale", WAIT, || {
         Ok(best(&t, KEPT).is_some_and(|p| stale_mark(&p)))
     })
@@ -253,10 +260,6 @@ fn bird_down_past_its_restart_time_stays_long_lived_stale_for_llgr_peers_only() 
         o.contains("from 10.200.0.4") && !o.contains("(65535,6)")
     });
     wait_until("the route back in FRR", WAIT, || frr_has(&rx_frr, KEPT)).unwrap();
-    let after = t
-        .block_on(t.router().peer_routes(IpAddr::V4(ORIGIN)))
-        .unwrap()
-        .unwrap();
     wait_until("the origin's End-of-RIB to end the restart", WAIT, || {
         let r = t
             .block_on(t.router().peer_routes(IpAddr::V4(ORIGIN)))?
@@ -264,5 +267,9 @@ fn bird_down_past_its_restart_time_stays_long_lived_stale_for_llgr_peers_only() 
         Ok(r.stale == 0)
     })
     .unwrap();
-    assert_eq!(after.received, 1, "{after:?}");
+    let after = t
+        .block_on(t.router().peer_routes(IpAddr::V4(ORIGIN)))
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.received, after.stale), (1, 0), "{after:?}");
 }

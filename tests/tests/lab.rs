@@ -429,7 +429,8 @@ fn an_agent_down_past_its_restart_time_keeps_its_routes_long_lived_and_its_pods_
 }
 
 /// The control case of the test above: without long-lived graceful
-/// restart, n1's routes leave n2 once the 2 s restart time is over.
+/// restart, n1's routes stay on n2 through its 4 s restart time, and
+/// leave once it is over.
 #[test]
 fn without_long_lived_restart_an_agents_routes_leave_after_its_restart_time() {
     if !require_live(
@@ -440,7 +441,7 @@ fn without_long_lived_restart_an_agents_routes_leave_after_its_restart_time() {
     }
     let opts = LabOptions {
         extra_env: vec![
-            ("TABBY_BGP_RESTART_TIME".into(), "2".into()),
+            ("TABBY_BGP_RESTART_TIME".into(), "4".into()),
             ("TABBY_BGP_LLGR_STALE_TIME".into(), "0".into()),
         ],
         ..LabOptions::default()
@@ -461,6 +462,21 @@ fn without_long_lived_restart_an_agents_routes_leave_after_its_restart_time() {
     };
     wait_until("n1's block on n2", Duration::from_secs(30), || routed(&lab)).unwrap();
     lab.stop_agent(0, true);
+    // Kept through the restart time (graceful restart alone)...
+    let n1 = lab.nodes[0].address.to_string();
+    wait_until(
+        "n2 to keep n1's routes stale",
+        Duration::from_secs(30),
+        || {
+            let peers = lab.routectl(1, &["peers"])?;
+            let kept = peers
+                .lines()
+                .any(|l| l.contains(&n1) && l.contains("keeping") && !l.contains("long-lived"));
+            Ok(kept && routed(&lab)?)
+        },
+    )
+    .unwrap();
+    // ...and gone after it, never long-lived.
     wait_until("n1's block gone from n2", Duration::from_secs(30), || {
         Ok(!routed(&lab)?)
     })

@@ -521,6 +521,10 @@ impl Daemon {
 
     /// One reconciliation round: mesh, export, import, view.
     async fn round(&mut self) -> Result<()> {
+        // Stale routes turn long-lived or go on time, before anything
+        // that needs the datastore: an etcd outage must not keep a
+        // restarting peer's routes past their restart time.
+        self.rib.expire(std::time::Instant::now());
         let nodes = self.counted(nodes(self.store.as_ref()).await)?;
         let state = timed(&mut self.ipam_timings, "snapshot", self.ipam.snapshot()).await;
         let state = self.counted(state)?;
@@ -573,7 +577,6 @@ impl Daemon {
             self.sessions.remove(&addr);
         }
         self.mesh = want;
-        self.rib.expire(std::time::Instant::now());
 
         // Our blocks, from IPAM.
         let own: Vec<IpNet> = state
@@ -796,8 +799,9 @@ impl Daemon {
         )
     }
 
-    /// While we help a restarting peer: how many of its routes we keep,
-    /// and whether they are long-lived stale now (RFC 9494).
+    /// While we help a restarting peer (down, or back and not yet done
+    /// with its End-of-RIB): how many of its routes we keep stale, and
+    /// whether they are long-lived stale (RFC 9494).
     fn kept_stale(&self, addr: &IpAddr) -> Option<String> {
         let adj = self.rib.adj_rib_in(addr).filter(|a| a.stale_count() > 0)?;
         let long = if adj.long_lived() == bgp::wire::Families::NONE {
@@ -817,7 +821,13 @@ impl Daemon {
                 state: s.state.to_string(),
                 since_secs: s.since.as_secs(),
                 info: match (&s.negotiated, &s.last_error) {
-                    (Some(n), _) => format!("hold {}s, AS {}", n.hold_time.as_secs(), n.peer_as),
+                    (Some(n), _) => {
+                        let up = format!("hold {}s, AS {}", n.hold_time.as_secs(), n.peer_as);
+                        match self.kept_stale(&s.address) {
+                            Some(kept) => format!("{up}; {kept}"),
+                            None => up,
+                        }
+                    }
                     (None, e) => [e.clone(), self.kept_stale(&s.address)]
                         .into_iter()
                         .flatten()

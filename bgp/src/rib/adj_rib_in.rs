@@ -411,7 +411,13 @@ impl AdjRibIn {
                 *n = 0;
             }
         }
-        self.clock.retain(r);
+        if self.stale.is_empty() {
+            // Nothing kept: nothing to wait for either.
+            self.stale = Set::default();
+            self.clock.clear();
+        } else {
+            self.clock.retain(r);
+        }
         to.loc_rib.remove_of(to.source, |k| !kept(k), to.igp)
     }
 
@@ -435,6 +441,12 @@ impl AdjRibIn {
     /// longer turns long-lived.
     pub(super) fn restarted(&mut self, deadline: Instant) {
         self.clock.restarted(deadline);
+    }
+
+    /// The peer's session is up again: none of its stale routes turns
+    /// long-lived while it is Established.
+    pub(super) fn session_up(&mut self) {
+        self.clock.session_up();
     }
 
     /// When [`Rib::expire`](super::Rib::expire) will next flush stale

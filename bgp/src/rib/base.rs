@@ -253,6 +253,7 @@ impl Rib {
         peer.up = true;
         peer.families = families;
         peer.long_lived = long_lived;
+        peer.adj_in.session_up();
         peer.eor_due = families;
         peer.refresh_due = Families::NONE;
         peer.adj_out.clear();

@@ -91,14 +91,32 @@ impl StaleClock {
     }
 
     /// The session ended: the families of `r` keep their stale routes;
-    /// any other family's clock stops.
+    /// any other family's clock stops. A family whose routes were still
+    /// long-lived stale from an earlier restart (the peer came back and
+    /// went down again before its End-of-RIB) gets no new periods: it
+    /// turns long-lived again at once, for what was left of its time at
+    /// most, so a peer that flaps cannot keep its stale routes for ever.
     pub(super) fn retain(&mut self, r: &Retention) {
-        self.clear();
+        let before = std::mem::take(self);
         for k in &r.families {
             let i = slot(k.family);
-            self.deadline[i] = Some(r.at + k.graceful);
-            self.then[i] = k.long_lived;
+            match before.deadline[i] {
+                Some(left) if before.long_lived.contains(k.family) => {
+                    self.deadline[i] = Some(r.at);
+                    self.then[i] = left.saturating_duration_since(r.at).min(k.long_lived);
+                }
+                _ => {
+                    self.deadline[i] = Some(r.at + k.graceful);
+                    self.then[i] = k.long_lived;
+                }
+            }
         }
+    }
+
+    /// The peer's session is up again: nothing turns long-lived while it
+    /// is Established (a BoRR's stale routes only wait for the EoRR).
+    pub(super) fn session_up(&mut self) {
+        self.then = [Duration::ZERO; 2];
     }
 
     /// A BoRR for `family` (RFC 7313 §4): its stale routes go at
@@ -109,16 +127,23 @@ impl StaleClock {
     }
 
     /// The peer is back (RFC 4724 §4.2): every family still waiting now
-    /// waits until `deadline` for its End-of-RIB, and no longer turns
-    /// long-lived (its routes already long-lived stay marked until
-    /// announced again).
+    /// waits for its End-of-RIB until `deadline` (the stale-path timer),
+    /// a long-lived one no longer than its long-lived stale time either
+    /// (RFC 9494 §4.2: that timer keeps running); none turns long-lived
+    /// any more (routes already long-lived stay marked until announced
+    /// again).
     pub(super) fn restarted(&mut self, deadline: Instant) {
-        for (d, then) in self.deadline.iter_mut().zip(&mut self.then) {
-            if d.is_some() {
-                *d = Some(deadline);
+        for family in Family::ALL {
+            let i = slot(family);
+            if let Some(d) = self.deadline[i] {
+                self.deadline[i] = Some(if self.long_lived.contains(family) {
+                    d.min(deadline)
+                } else {
+                    deadline
+                });
             }
-            *then = Duration::ZERO;
         }
+        self.session_up();
     }
 
     /// The family has nothing stale left.
@@ -172,6 +197,8 @@ impl StaleClock {
 mod tests {
     use super::*;
 
+    const LONG: Duration = Duration::from_secs(3600);
+
     fn retention(at: Instant) -> Retention {
         Retention {
             at,
@@ -222,6 +249,57 @@ mod tests {
         let late = back + Duration::from_secs(360);
         assert_eq!(c.turn_long_lived(late), Families::NONE);
         assert_eq!(c.expired(late), Families::of(&Family::ALL));
+    }
+
+    #[test]
+    fn a_long_lived_family_back_keeps_its_stale_time_running() {
+        let t0 = Instant::now();
+        let mut c = StaleClock::default();
+        c.retain(&retention(t0));
+        let t1 = t0 + Duration::from_secs(120);
+        c.turn_long_lived(t1);
+        // Back with 3590 s of long-lived time left: the stale-path timer
+        // is shorter and wins; back with 10 s left: those 10 s win.
+        let mut early = c.clone();
+        early.restarted(t1 + Duration::from_secs(10) + Duration::from_secs(360));
+        assert_eq!(early.earliest(), Some(t1 + Duration::from_secs(370)));
+        let late = t1 + Duration::from_secs(3590);
+        c.restarted(late + Duration::from_secs(360));
+        assert_eq!(c.earliest(), Some(t1 + LONG));
+    }
+
+    #[test]
+    fn a_peer_that_flaps_before_its_end_of_rib_gets_no_new_periods() {
+        let t0 = Instant::now();
+        let mut c = StaleClock::default();
+        c.retain(&retention(t0));
+        let t1 = t0 + Duration::from_secs(120);
+        c.turn_long_lived(t1);
+        let back = t1 + Duration::from_secs(1000);
+        c.restarted(back + Duration::from_secs(360));
+        // Down again before its End-of-RIB: long-lived again at once, for
+        // what was left (the stale-path bound, 360 s), not 120 s + 1 h.
+        let down = back + Duration::from_secs(5);
+        c.retain(&retention(down));
+        assert_eq!(c.earliest(), Some(down));
+        assert_eq!(
+            c.turn_long_lived(down),
+            Families::of(&[Family::Ipv4Unicast])
+        );
+        assert_eq!(c.expired(down), Families::of(&[Family::Ipv6Unicast]));
+        assert_eq!(c.earliest(), Some(back + Duration::from_secs(360)));
+    }
+
+    #[test]
+    fn nothing_turns_long_lived_once_the_session_is_up() {
+        let t0 = Instant::now();
+        let mut c = StaleClock::default();
+        c.retain(&retention(t0));
+        c.session_up();
+        c.refresh(Family::Ipv4Unicast, t0 + Duration::from_secs(360));
+        let t1 = t0 + Duration::from_secs(120);
+        assert_eq!(c.turn_long_lived(t1), Families::NONE);
+        assert_eq!(c.expired(t1), Families::of(&Family::ALL));
     }
 
     #[test]
