@@ -88,6 +88,17 @@ fn rib() -> Rib {
     rib
 }
 
+/// S's session is up again (it announces LLGR, as before).
+fn s_back(rib: &mut Rib) {
+    rib.peer_up(
+        s(),
+        Ipv4Addr::new(10, 0, 1, 2),
+        Families::of(&Family::ALL),
+        Families::of(&Family::ALL),
+    )
+    .unwrap();
+}
+
 fn attrs(path: &[u32], next_hop: &str, communities: &[Community]) -> PathAttributes {
     PathAttributes {
         origin: Some(Origin::Igp),
@@ -264,13 +275,7 @@ fn a_peer_back_replaces_its_long_lived_routes_and_its_end_of_rib_flushes_the_res
     // Back (preserving IPv4): what is stale waits for End-of-RIB, and
     // no longer for the long-lived stale time.
     let back = t0 + RESTART + Duration::from_secs(30);
-    rib.peer_up(
-        s(),
-        Ipv4Addr::new(10, 0, 1, 2),
-        Families::of(&Family::ALL),
-        Families::of(&Family::ALL),
-    )
-    .unwrap();
+    s_back(&mut rib);
     let v4only = Families::of(&[Family::Ipv4Unicast]);
     assert!(
         rib.peer_restarted(&s(), v4only, back + Duration::from_secs(360))
@@ -334,13 +339,7 @@ fn a_peer_down_again_before_its_end_of_rib_is_long_lived_at_once_for_what_was_le
     rib.peer_down(&s(), Some(&long_lived(t0, RESTART))).unwrap();
     rib.expire(t0 + RESTART);
     let back = t0 + RESTART + Duration::from_secs(100);
-    rib.peer_up(
-        s(),
-        Ipv4Addr::new(10, 0, 1, 2),
-        Families::of(&Family::ALL),
-        Families::of(&Family::ALL),
-    )
-    .unwrap();
+    s_back(&mut rib);
     let stale_path = back + Duration::from_secs(360);
     rib.peer_restarted(&s(), Families::of(&[Family::Ipv4Unicast]), stale_path)
         .unwrap();
@@ -371,13 +370,7 @@ fn a_refresh_on_a_session_back_from_a_restart_never_turns_long_lived() {
     // S had no routes when it went down: nothing is kept, nothing waits.
     rib.peer_down(&s(), Some(&long_lived(t0, RESTART))).unwrap();
     assert_eq!(rib.next_deadline(), None);
-    rib.peer_up(
-        s(),
-        Ipv4Addr::new(10, 0, 1, 2),
-        Families::of(&Family::ALL),
-        Families::of(&Family::ALL),
-    )
-    .unwrap();
+    s_back(&mut rib);
     rib.receive(
         &s(),
         &announce(&["203.0.113.0/24"], attrs(&[65001], "198.51.100.1", &[])),

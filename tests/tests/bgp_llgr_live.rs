@@ -138,10 +138,7 @@ fn wait_output(
 
 /// Whether FRR's table has `prefix` (from tabby, the only sender).
 fn frr_has(frr: &Frr, prefix: &str) -> Result<bool> {
-    let v = frr.json(&format!("show bgp ipv4 unicast {prefix} json"))?;
-    Ok(v.get("paths")
-        .and_then(|p| p.as_array())
-        .is_some_and(|p| !p.is_empty()))
+    Ok(!frr.paths(prefix)?.is_empty())
 }
 
 #[test]

@@ -75,12 +75,6 @@ fn gobgp_config() -> String {
     )
 }
 
-/// FRR's paths for `prefix` (empty while it has none).
-fn frr_paths(frr: &Frr, prefix: &str) -> anyhow::Result<Vec<serde_json::Value>> {
-    let route = frr.json(&format!("show bgp ipv4 unicast {prefix} json"))?;
-    Ok(route["paths"].as_array().cloned().unwrap_or_default())
-}
-
 /// The CLUSTER_LIST of an FRR path, as strings.
 fn cluster_list(path: &serde_json::Value) -> Vec<String> {
     path["clusterList"]["list"]
@@ -161,7 +155,7 @@ fn tabby_reflects_between_clients_and_from_non_clients_to_clients_only() {
     // Client BIRD's route at client FRR: reflected, attributes set.
     let mut paths = Vec::new();
     wait_until("BIRD's route at FRR", WAIT, || {
-        paths = frr_paths(&frr, "172.31.1.0/24")?;
+        paths = frr.paths("172.31.1.0/24")?;
         Ok(!paths.is_empty())
     })
     .unwrap();
@@ -173,7 +167,7 @@ fn tabby_reflects_between_clients_and_from_non_clients_to_clients_only() {
 
     // Non-client GoBGP's route at client FRR: reflected to a client.
     wait_until("GoBGP's route at FRR", WAIT, || {
-        paths = frr_paths(&frr, "172.31.2.0/24")?;
+        paths = frr.paths("172.31.2.0/24")?;
         Ok(!paths.is_empty())
     })
     .unwrap();

@@ -597,9 +597,7 @@ fn frr_route(frr: &Frr, prefix: &str) -> Result<serde_json::Value> {
 }
 
 fn frr_has(frr: &Frr, prefix: &str) -> Result<bool> {
-    Ok(frr_route(frr, prefix)?["paths"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty()))
+    Ok(!frr.paths(prefix)?.is_empty())
 }
 
 fn counter(v: &serde_json::Value, key: &str) -> u64 {

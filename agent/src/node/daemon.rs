@@ -820,19 +820,18 @@ impl Daemon {
                 peer_type: self.peer_type(&s.address),
                 state: s.state.to_string(),
                 since_secs: s.since.as_secs(),
-                info: match (&s.negotiated, &s.last_error) {
-                    (Some(n), _) => {
-                        let up = format!("hold {}s, AS {}", n.hold_time.as_secs(), n.peer_as);
-                        match self.kept_stale(&s.address) {
-                            Some(kept) => format!("{up}; {kept}"),
-                            None => up,
+                info: {
+                    let state = match &s.negotiated {
+                        Some(n) => {
+                            Some(format!("hold {}s, AS {}", n.hold_time.as_secs(), n.peer_as))
                         }
-                    }
-                    (None, e) => [e.clone(), self.kept_stale(&s.address)]
+                        None => s.last_error.clone(),
+                    };
+                    [state, self.kept_stale(&s.address)]
                         .into_iter()
                         .flatten()
                         .collect::<Vec<_>>()
-                        .join("; "),
+                        .join("; ")
                 },
                 prefixes_received: self.prefix_counts(&s.address).0,
                 prefixes_sent: self.prefix_counts(&s.address).1,

@@ -413,7 +413,6 @@ impl AdjRibIn {
         }
         if self.stale.is_empty() {
             // Nothing kept: nothing to wait for either.
-            self.stale = Set::default();
             self.clock.clear();
         } else {
             self.clock.retain(r);

@@ -54,9 +54,10 @@ struct Peer {
     up: bool,
     /// Families negotiated on the current session.
     families: Families,
-    /// Families the peer announced long-lived graceful restart for on
-    /// the current session (RFC 9494 §3): only these are sent routes
-    /// that carry LLGR_STALE.
+    /// Families the peer may be sent routes that carry LLGR_STALE in on
+    /// the current session (RFC 9494 §4.3; every family of a peer that
+    /// announced long-lived graceful restart, see
+    /// [`crate::session::graceful::long_lived`]).
     long_lived: Families,
     /// Families whose End-of-RIB is still to be sent after the initial
     /// table.
@@ -232,10 +233,10 @@ impl Rib {
     }
 
     /// The peer's session is Established with BGP Identifier `router_id`
-    /// and the negotiated `families`, and announced long-lived graceful
-    /// restart for `long_lived` (RFC 9494; [`Families::NONE`] without
-    /// it): the whole Loc-RIB is offered to its Adj-RIB-Out, to be
-    /// followed by End-of-RIB per family.
+    /// and the negotiated `families`, and may be sent long-lived stale
+    /// routes in `long_lived` (RFC 9494; [`Families::NONE`] when it did
+    /// not announce LLGR): the whole Loc-RIB is offered to its
+    /// Adj-RIB-Out, to be followed by End-of-RIB per family.
     pub fn peer_up(
         &mut self,
         address: IpAddr,

@@ -72,6 +72,13 @@ impl Frr {
         serde_json::from_str(&out).with_context(|| format!("`{command}` output: {out}"))
     }
 
+    /// FRR's paths for the IPv4 unicast `prefix` (empty while it has
+    /// none).
+    pub fn paths(&self, prefix: &str) -> Result<Vec<serde_json::Value>> {
+        let route = self.json(&format!("show bgp ipv4 unicast {prefix} json"))?;
+        Ok(route["paths"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Apply configuration `lines` in one vtysh session (after
     /// `configure terminal`), e.g. `router bgp 64512`, `no network ...`.
     pub fn configure(&self, lines: &[&str]) -> Result<String> {
